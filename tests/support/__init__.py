@@ -1,0 +1,1 @@
+"""Test helpers: a v4 index writer and a brute-force reference of every query."""
