@@ -1,0 +1,1 @@
+"""Index building and inspection tools: build, verify, info."""

@@ -1,0 +1,388 @@
+"""The gramdex query engine: a typed Python face over the C core (cffi, API mode).
+
+Every call releases the GIL for its C part, so threads can query one engine concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from native._gramdex import ffi, lib
+from native.errors import (
+    DeadlineExceededError,
+    EngineIOError,
+    GramdexError,
+    IndexFormatError,
+    InvalidQueryError,
+)
+from native.results import (
+    CnfResult,
+    CountResult,
+    Document,
+    FindResult,
+    NtdResult,
+    ProbResult,
+    SearchResult,
+    ShardInfo,
+    Span,
+    TokenScore,
+)
+
+PathLike = str | os.PathLike[str]
+Cnf = Sequence[Sequence[Sequence[int]]]
+
+MANIFEST = "index.json"
+_ERRORS: dict[int, type[GramdexError]] = {
+    lib.GD_E_NOMEM: GramdexError,
+    lib.GD_E_IO: EngineIOError,
+    lib.GD_E_FORMAT: IndexFormatError,
+    lib.GD_E_INVALID: InvalidQueryError,
+    lib.GD_E_DEADLINE: DeadlineExceededError,
+}
+
+
+def _raise(status: int, err: Any) -> None:
+    if status != lib.GD_OK:
+        message = ffi.string(err.message).decode("utf-8", "replace")
+        raise _ERRORS.get(status, GramdexError)(message)
+
+
+def _deadline(timeout_ms: float | None) -> int:
+    if timeout_ms is None:
+        return 0
+    if timeout_ms <= 0:
+        raise InvalidQueryError(f"timeout_ms must be positive, not {timeout_ms}")
+    return time.monotonic_ns() + int(timeout_ms * 1_000_000)
+
+
+def _ids(ids: Sequence[int], what: str) -> Any:
+    try:
+        return ffi.new("uint32_t[]", list(ids))
+    except (OverflowError, TypeError) as exc:
+        raise InvalidQueryError(f"{what} must be a list of non-negative integers below 2^32: {exc}") from None
+
+
+def _positive(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value >= 2**63:
+        raise InvalidQueryError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def _read_manifest(directory: Path) -> dict[str, Any] | None:
+    path = directory / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFormatError(f"{path}: unreadable manifest: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise IndexFormatError(f"{path}: manifest must be a JSON object")
+    files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise IndexFormatError(f"{path}: 'files' must map file names to sizes")
+    for name, size in files.items():
+        actual = directory / name
+        if not actual.exists():
+            raise IndexFormatError(f"{actual}: missing (listed in {MANIFEST})")
+        if actual.stat().st_size != size:
+            raise IndexFormatError(
+                f"{actual}: size {actual.stat().st_size} differs from {size} recorded in {MANIFEST}"
+                " (truncated or replaced)")
+    return manifest
+
+
+class Engine:
+    """n-gram queries over one or more index directories (each with shards 0, 1, ...)."""
+
+    def __init__(self, index_dir: PathLike | Sequence[PathLike], *, token_width: int | None = None,
+                 eos_token_id: int | None = None, vocab_size: int | None = None) -> None:
+        dirs = [Path(index_dir)] if isinstance(index_dir, (str, os.PathLike)) else [Path(d) for d in index_dir]
+        if not dirs:
+            raise InvalidQueryError("index_dir must name at least one directory")
+        manifests = [_read_manifest(d) if d.is_dir() else None for d in dirs]
+        first = next((m for m in manifests if m), {})
+        self.manifest: dict[str, Any] | None = first or None
+        self.token_width = int(token_width or first.get("token_width", 2))
+        self.eos_token_id = int(eos_token_id if eos_token_id is not None else first.get("eos_token_id", 0))
+        self.vocab_size = int(vocab_size or first.get("vocab_size", 2 ** (8 * self.token_width) - 1))
+        for d, m in zip(dirs, manifests):
+            if m and int(m.get("token_width", self.token_width)) != self.token_width:
+                raise IndexFormatError(f"{d / MANIFEST}: token width {m['token_width']} differs from "
+                                       f"{self.token_width}")
+        self._dirs_c = [ffi.new("char[]", os.fsencode(d)) for d in dirs]
+        out = ffi.new("gd_engine **")
+        err = ffi.new("gd_error *")
+        status = lib.gd_engine_open(self._dirs_c, len(dirs), self.token_width, self.eos_token_id & 0xFFFFFFFF,
+                                    out, err)
+        _raise(status, err)
+        self._engine = ffi.gc(out[0], lib.gd_engine_close)
+        self.num_shards = int(lib.gd_num_shards(self._engine))
+        self.shards = [self.shard_info(s) for s in range(self.num_shards)]
+        self.tok_cnt = sum(s.tok_cnt for s in self.shards)
+        self.doc_cnt = sum(s.doc_cnt for s in self.shards)
+        self.max_token_id = 2 ** (8 * self.token_width) - 1
+        self._doc_base = [sum(s.doc_cnt for s in self.shards[:i]) for i in range(self.num_shards)]
+
+    def close(self) -> None:
+        """Unmap the index now instead of at garbage collection."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            ffi.release(engine)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _handle(self) -> Any:
+        if self._engine is None:
+            raise GramdexError("engine is closed")
+        return self._engine
+
+    def shard_info(self, s: int) -> ShardInfo:
+        info = ffi.new("gd_shard_info *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_shard_info_get(self._handle(), s, info, err), err)
+        return ShardInfo(int(info.tok_cnt), int(info.ds_size), int(info.doc_cnt), int(info.ptr_size),
+                         bool(info.has_metadata))
+
+    # --- counting ---
+
+    def find(self, ids: Sequence[int]) -> FindResult:
+        q = _ids(ids, "ids")
+        ranges = ffi.new("gd_range[]", self.num_shards)
+        cnt = ffi.new("uint64_t *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_find(self._handle(), q, len(q), ranges, cnt, err), err)
+        return FindResult(int(cnt[0]), [(int(r.lo), int(r.hi)) for r in ranges])
+
+    def count(self, ids: Sequence[int]) -> int:
+        q = _ids(ids, "ids")
+        ranges = ffi.new("gd_range[]", self.num_shards)
+        cnt = ffi.new("uint64_t *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_find(self._handle(), q, len(q), ranges, cnt, err), err)
+        return int(cnt[0])
+
+    def count_many(self, queries: Sequence[Sequence[int]], timeout_ms: float | None = None) -> list[int]:
+        flat: list[int] = []
+        starts, lens = [], []
+        for query in queries:
+            starts.append(len(flat))
+            lens.append(len(query))
+            flat.extend(query)
+        ids = _ids(flat, "queries")
+        counts = ffi.new("uint64_t[]", len(lens))
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_count_batch(self._handle(), ids, ffi.new("size_t[]", starts), ffi.new("size_t[]", lens),
+                                  len(lens), counts, _deadline(timeout_ms), err), err)
+        return [int(c) for c in counts]
+
+    def prob(self, prompt: Sequence[int], cont: int) -> ProbResult:
+        return self._prob(lib.gd_prob, prompt, cont, infgram=False)
+
+    def infgram_prob(self, prompt: Sequence[int], cont: int) -> ProbResult:
+        return self._prob(lib.gd_infgram_prob, prompt, cont, infgram=True)
+
+    def _prob(self, fn: Any, prompt: Sequence[int], cont: int, *, infgram: bool) -> ProbResult:
+        q = _ids(prompt, "prompt")
+        if isinstance(cont, bool) or not isinstance(cont, int) or not 0 <= cont <= self.max_token_id:
+            raise InvalidQueryError(f"cont must be an integer in [0, {self.max_token_id}], not {cont!r}")
+        out = ffi.new("gd_prob_result *")
+        err = ffi.new("gd_error *")
+        _raise(fn(self._handle(), q, len(q), cont, out, err), err)
+        return ProbResult(int(out.prompt_cnt), int(out.cont_cnt), float(out.prob),
+                          int(out.suffix_len) if infgram else None)
+
+    def ntd(self, prompt: Sequence[int], max_support: int = 1000, timeout_ms: float | None = None) -> NtdResult:
+        return self._ntd(lib.gd_ntd, prompt, max_support, timeout_ms, infgram=False)
+
+    def infgram_ntd(self, prompt: Sequence[int], max_support: int = 1000,
+                    timeout_ms: float | None = None) -> NtdResult:
+        return self._ntd(lib.gd_infgram_ntd, prompt, max_support, timeout_ms, infgram=True)
+
+    def _ntd(self, fn: Any, prompt: Sequence[int], max_support: int, timeout_ms: float | None, *,
+             infgram: bool) -> NtdResult:
+        q = _ids(prompt, "prompt")
+        _positive(max_support, "max_support")
+        out = ffi.new("gd_ntd_result *")
+        err = ffi.new("gd_error *")
+        status = fn(self._handle(), q, len(q), max_support, out, _deadline(timeout_ms), err)
+        try:
+            _raise(status, err)
+            counts = {int(e.token): int(e.count) for e in out.entries[0:out.n_entries]}
+        finally:
+            lib.gd_free(out.entries)
+        return NtdResult(int(out.prompt_cnt), counts, bool(out.approx), int(out.suffix_len) if infgram else None)
+
+    # --- CNF ---
+
+    def find_cnf(self, cnf: Cnf, max_clause_freq: int = 50000, max_diff_tokens: int = 100,
+                 timeout_ms: float | None = None) -> CnfResult:
+        _positive(max_clause_freq, "max_clause_freq")
+        _positive(max_diff_tokens, "max_diff_tokens")
+        keep, query = self._cnf(cnf)
+        out = ffi.new("gd_cnf_result *")
+        err = ffi.new("gd_error *")
+        status = lib.gd_find_cnf(self._handle(), query, max_clause_freq, max_diff_tokens, out,
+                                 _deadline(timeout_ms), err)
+        del keep
+        try:
+            _raise(status, err)
+            ptrs_by_shard: list[list[int]] = []
+            if out.ptrs_per_shard != ffi.NULL:
+                at = 0
+                for s in range(self.num_shards):
+                    n = int(out.ptrs_per_shard[s])
+                    ptrs_by_shard.append([int(p) for p in out.ptrs[at:at + n]])
+                    at += n
+        finally:
+            lib.gd_free(out.ptrs)
+            lib.gd_free(out.ptrs_per_shard)
+        return CnfResult(int(out.cnt), bool(out.approx), ptrs_by_shard)
+
+    def count_cnf(self, cnf: Cnf, max_clause_freq: int = 50000, max_diff_tokens: int = 100,
+                  timeout_ms: float | None = None) -> CountResult:
+        r = self.find_cnf(cnf, max_clause_freq, max_diff_tokens, timeout_ms)
+        return CountResult(r.cnt, r.approx)
+
+    @staticmethod
+    def _cnf(cnf: Cnf) -> tuple[list[Any], Any]:
+        """Flatten a CNF into the C layout; the first element keeps the buffers alive."""
+        if isinstance(cnf, (str, bytes)) or not isinstance(cnf, Sequence) or not cnf:
+            raise InvalidQueryError("cnf must be a non-empty list of clauses, each a non-empty list of terms")
+        tokens: list[int] = []
+        term_start, term_len, clause_start, clause_len = [], [], [], []
+        for c, clause in enumerate(cnf):
+            if isinstance(clause, (str, bytes)) or not isinstance(clause, Sequence) or not clause:
+                raise InvalidQueryError(f"cnf clause {c} must be a non-empty list of terms")
+            clause_start.append(len(term_len))
+            clause_len.append(len(clause))
+            for term in clause:
+                if isinstance(term, (str, bytes)) or not isinstance(term, Sequence) or not term:
+                    raise InvalidQueryError(f"cnf clause {c} has an empty or malformed term")
+                term_start.append(len(tokens))
+                term_len.append(len(term))
+                tokens.extend(term)
+        keep = [_ids(tokens, "cnf tokens"), ffi.new("size_t[]", term_start), ffi.new("size_t[]", term_len),
+                ffi.new("size_t[]", clause_start), ffi.new("size_t[]", clause_len)]
+        query = ffi.new("gd_cnf *", {"tokens": keep[0], "term_start": keep[1], "term_len": keep[2],
+                                     "n_terms": len(term_len), "clause_start": keep[3], "clause_len": keep[4],
+                                     "n_clauses": len(clause_len)})
+        keep.append(query)
+        return keep, query
+
+    # --- documents ---
+
+    def _doc(self, doc: Any) -> Document:
+        try:
+            meta = ffi.unpack(doc.metadata, doc.metadata_len).decode("utf-8", "replace") \
+                if doc.metadata != ffi.NULL else ""
+            return Document(int(doc.shard), int(doc.doc_ix), int(doc.doc_len), int(doc.disp_start),
+                            int(doc.disp_len), int(doc.needle_offset), list(doc.token_ids[0:doc.disp_len]), meta)
+        finally:
+            lib.gd_doc_release(doc)
+
+    def get_doc_by_ptr(self, s: int, ptr: int, max_disp_len: int = 1000) -> Document:
+        _positive(max_disp_len, "max_disp_len")
+        if not isinstance(ptr, int) or ptr < 0 or not isinstance(s, int) or s < 0:
+            raise InvalidQueryError("shard and ptr must be non-negative integers")
+        doc = ffi.new("gd_doc *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_doc_by_ptr(self._handle(), s, ptr, max_disp_len, doc, err), err)
+        return self._doc(doc)
+
+    def rank_to_ptr(self, s: int, rank: int) -> int:
+        if not isinstance(rank, int) or rank < 0 or not isinstance(s, int) or s < 0:
+            raise InvalidQueryError("shard and rank must be non-negative integers")
+        ptr = ffi.new("uint64_t *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_rank_to_ptr(self._handle(), s, rank, ptr, err), err)
+        return int(ptr[0])
+
+    def get_doc_by_rank(self, s: int, rank: int, max_disp_len: int = 1000) -> Document:
+        return self.get_doc_by_ptr(s, self.rank_to_ptr(s, rank), max_disp_len)
+
+    def get_doc_by_ix(self, doc_ix: int, max_disp_len: int = 1000) -> Document:
+        _positive(max_disp_len, "max_disp_len")
+        if not isinstance(doc_ix, int) or doc_ix < 0:
+            raise InvalidQueryError(f"doc_ix must be a non-negative integer, not {doc_ix!r}")
+        doc = ffi.new("gd_doc *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_doc_by_ix(self._handle(), doc_ix, max_disp_len, doc, err), err)
+        return self._doc(doc)
+
+    def search_docs(self, ids: Sequence[int], maxnum: int = 1, max_disp_len: int = 1000,
+                    seed: int = 0) -> SearchResult:
+        """Up to `maxnum` matches drawn uniformly with replacement (deterministic for a seed)."""
+        _positive(maxnum, "maxnum")
+        _positive(max_disp_len, "max_disp_len")
+        found = self.find(ids)
+        if found.cnt == 0:
+            return SearchResult(0, False, [], [])
+        rng = random.Random(seed)
+        idxs = [rng.randrange(found.cnt) for _ in range(maxnum)]
+        docs = []
+        for idx in idxs:
+            at = idx
+            for s, (lo, hi) in enumerate(found.segment_by_shard):
+                if at < hi - lo:
+                    docs.append(self.get_doc_by_rank(s, lo + at, max_disp_len))
+                    break
+                at -= hi - lo
+        return SearchResult(found.cnt, False, idxs, docs)
+
+    def search_docs_cnf(self, cnf: Cnf, maxnum: int = 1, max_disp_len: int = 1000, max_clause_freq: int = 50000,
+                        max_diff_tokens: int = 100, seed: int = 0, timeout_ms: float | None = None) -> SearchResult:
+        _positive(maxnum, "maxnum")
+        _positive(max_disp_len, "max_disp_len")
+        found = self.find_cnf(cnf, max_clause_freq, max_diff_tokens, timeout_ms)
+        flat = [(s, p) for s, ptrs in enumerate(found.ptrs_by_shard) for p in ptrs]
+        if found.cnt == 0 or not flat:
+            return SearchResult(0, False, [], [])
+        rng = random.Random(seed)
+        picks = [rng.randrange(len(flat)) for _ in range(maxnum)]
+        idxs = [int(i / len(flat) * found.cnt) for i in picks]
+        docs = [self.get_doc_by_ptr(*flat[i], max_disp_len) for i in picks]
+        return SearchResult(found.cnt, found.approx, idxs, docs)
+
+    # --- beyond n-gram counts ---
+
+    def attribute(self, ids: Sequence[int], min_len: int = 1, max_locations: int = 10,
+                  timeout_ms: float | None = None) -> list[Span]:
+        """Maximal spans of `ids` that occur verbatim in the corpus, with counts and locations."""
+        if not isinstance(min_len, int) or min_len < 0 or not isinstance(max_locations, int) or max_locations < 0:
+            raise InvalidQueryError("min_len and max_locations must be non-negative integers")
+        q = _ids(ids, "ids")
+        out = ffi.new("gd_attribution *")
+        err = ffi.new("gd_error *")
+        status = lib.gd_attribute(self._handle(), q, len(q), min_len, max_locations, out, _deadline(timeout_ms),
+                                  err)
+        try:
+            _raise(status, err)
+            spans = []
+            for sp in out.spans[0:out.n_spans]:
+                locs = out.locations[sp.first_location:sp.first_location + sp.n_locations]
+                spans.append(Span(int(sp.start), int(sp.end), int(sp.count),
+                                  [(int(loc.shard), int(loc.ptr)) for loc in locs]))
+        finally:
+            lib.gd_free(out.spans)
+            lib.gd_free(out.locations)
+        return spans
+
+    def score(self, ids: Sequence[int], timeout_ms: float | None = None) -> list[TokenScore]:
+        """∞-gram probability of every token given all tokens before it, in one pass."""
+        q = _ids(ids, "ids")
+        out = ffi.new("gd_token_score[]", max(len(q), 1))
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_score(self._handle(), q, len(q), out, _deadline(timeout_ms), err), err)
+        return [TokenScore(int(t.suffix_len), int(t.prompt_cnt), int(t.cont_cnt), float(t.prob))
+                for t in out[0:len(q)]]

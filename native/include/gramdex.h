@@ -1,0 +1,247 @@
+/*
+ * gramdex: n-gram queries over memory-mapped suffix-array indexes (infini-gram "v4" format).
+ *
+ * Conventions (as in zstd/sqlite):
+ *  - every function returns a gd_status; results go to caller-provided out-parameters;
+ *  - when a call fails and `err` is non-NULL, err->message says what went wrong (file names,
+ *    offending values); out-parameters are left in a state that is safe to free;
+ *  - arrays the library allocates for results are released with gd_free();
+ *  - an engine is immutable after gd_engine_open(): any number of threads may query it at once;
+ *  - long calls take `deadline_ns`, an absolute CLOCK_MONOTONIC time in nanoseconds (0 = none);
+ *    past it they stop their work and return GD_E_DEADLINE.
+ * Nothing here knows about Python or HTTP.
+ */
+#ifndef GRAMDEX_H
+#define GRAMDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum gd_status {
+    GD_OK = 0,
+    GD_E_NOMEM = 1,     /* allocation failed */
+    GD_E_IO = 2,        /* a file could not be opened, read or mapped */
+    GD_E_FORMAT = 3,    /* the index files are missing, truncated, inconsistent or corrupt */
+    GD_E_INVALID = 4,   /* an argument is out of range (token id, shard, rank, parameter) */
+    GD_E_DEADLINE = 5   /* the deadline passed before the work finished */
+} gd_status;
+
+typedef struct gd_error {
+    gd_status code;
+    char message[512];
+} gd_error;
+
+typedef struct gd_engine gd_engine;
+
+typedef struct gd_shard_info {
+    uint64_t tok_cnt;      /* tokens in tokenized.N, separators included */
+    uint64_t ds_size;      /* bytes of tokenized.N */
+    uint64_t doc_cnt;      /* documents (entries of offset.N) */
+    uint32_t ptr_size;     /* bytes per suffix-array entry */
+    int has_metadata;      /* metadata.N and metaoff.N present */
+} gd_shard_info;
+
+typedef struct gd_range {  /* suffix-array ranks [lo, hi) of one shard */
+    uint64_t lo;
+    uint64_t hi;
+} gd_range;
+
+typedef struct gd_token_count {
+    uint32_t token;
+    uint64_t count;
+} gd_token_count;
+
+typedef struct gd_ntd_result {
+    uint64_t prompt_cnt;
+    int approx;
+    gd_token_count *entries;   /* sorted by token id; release with gd_free */
+    size_t n_entries;
+    uint64_t suffix_len;       /* for the infgram variant; 0 otherwise */
+} gd_ntd_result;
+
+typedef struct gd_prob_result {
+    uint64_t prompt_cnt;
+    uint64_t cont_cnt;
+    double prob;               /* -1 when prompt_cnt == 0 */
+    uint64_t suffix_len;       /* for the infgram variant; 0 otherwise */
+} gd_prob_result;
+
+typedef struct gd_cnf_result {
+    uint64_t cnt;
+    int approx;
+    uint64_t *ptrs;            /* match byte offsets, shard after shard; release with gd_free */
+    uint64_t *ptrs_per_shard;  /* num_shards counts into ptrs; release with gd_free */
+} gd_cnf_result;
+
+/* A CNF query: clauses of terms, terms of tokens, flattened.
+ * term t spans tokens[term_start[t] .. term_start[t] + term_len[t]);
+ * clause c holds terms [clause_start[c] .. clause_start[c] + clause_len[c]). */
+typedef struct gd_cnf {
+    const uint32_t *tokens;
+    const size_t *term_start;
+    const size_t *term_len;
+    size_t n_terms;
+    const size_t *clause_start;
+    const size_t *clause_len;
+    size_t n_clauses;
+} gd_cnf;
+
+typedef struct gd_doc {
+    uint64_t shard;
+    uint64_t doc_ix;           /* global: earlier shards' documents counted first */
+    uint64_t doc_len;          /* tokens, separator excluded */
+    uint64_t disp_start;       /* token offset of the window inside the document */
+    uint64_t disp_len;
+    uint64_t needle_offset;    /* token offset of the queried position inside the window */
+    uint32_t *token_ids;       /* disp_len tokens; release with gd_free */
+    char *metadata;            /* metadata_len bytes (not NUL-terminated); release with gd_free */
+    size_t metadata_len;
+} gd_doc;
+
+typedef struct gd_location {
+    uint64_t shard;
+    uint64_t ptr;              /* byte offset of the match in tokenized.N */
+} gd_location;
+
+typedef struct gd_span {       /* ids[start:end] occurs verbatim in the corpus */
+    uint64_t start;
+    uint64_t end;
+    uint64_t count;
+    size_t first_location;     /* index into gd_attribution.locations */
+    size_t n_locations;
+} gd_span;
+
+typedef struct gd_attribution {
+    gd_span *spans;            /* release with gd_free */
+    size_t n_spans;
+    gd_location *locations;    /* release with gd_free */
+    size_t n_locations;
+} gd_attribution;
+
+typedef struct gd_token_score {  /* ∞-gram score of ids[i] given ids[:i] */
+    uint64_t suffix_len;
+    uint64_t prompt_cnt;
+    uint64_t cont_cnt;
+    double prob;
+} gd_token_score;
+
+/* --- engine lifetime --- */
+
+/* Maps every shard of the given index directories (tokenized.N, table.N, offset.N, optional
+ * metadata.N + metaoff.N, N = 0, 1, ... in each directory, directories in order) read-only and
+ * checks their sizes against each other. token_width is 1, 2 or 4 bytes. */
+gd_status gd_engine_open(const char *const *dirs, size_t n_dirs, unsigned token_width,
+                         uint32_t eos_token_id, gd_engine **out, gd_error *err);
+void gd_engine_close(gd_engine *engine);
+
+size_t gd_num_shards(const gd_engine *engine);
+unsigned gd_token_width(const gd_engine *engine);
+gd_status gd_shard_info_get(const gd_engine *engine, size_t shard, gd_shard_info *out, gd_error *err);
+
+void gd_free(void *p);
+
+/* --- counting --- */
+
+/* ranks receives gd_num_shards() ranges; *cnt their total. n == 0 matches every position. */
+gd_status gd_find(const gd_engine *engine, const uint32_t *ids, size_t n, gd_range *ranges,
+                  uint64_t *cnt, gd_error *err);
+/* counts[i] = count of query i, which is ids[starts[i] .. starts[i] + lens[i]). */
+gd_status gd_count_batch(const gd_engine *engine, const uint32_t *ids, const size_t *starts,
+                         const size_t *lens, size_t n_queries, uint64_t *counts,
+                         uint64_t deadline_ns, gd_error *err);
+gd_status gd_prob(const gd_engine *engine, const uint32_t *prompt, size_t n, uint32_t cont,
+                  gd_prob_result *out, gd_error *err);
+gd_status gd_ntd(const gd_engine *engine, const uint32_t *prompt, size_t n, uint64_t max_support,
+                 gd_ntd_result *out, uint64_t deadline_ns, gd_error *err);
+
+/* --- ∞-gram: back off to the longest suffix of the prompt that occurs --- */
+gd_status gd_infgram_prob(const gd_engine *engine, const uint32_t *prompt, size_t n, uint32_t cont,
+                          gd_prob_result *out, gd_error *err);
+gd_status gd_infgram_ntd(const gd_engine *engine, const uint32_t *prompt, size_t n,
+                         uint64_t max_support, gd_ntd_result *out, uint64_t deadline_ns,
+                         gd_error *err);
+/* scores[i] for every i in [0, n): one left-to-right pass reusing the matched suffix's range. */
+gd_status gd_score(const gd_engine *engine, const uint32_t *ids, size_t n, gd_token_score *scores,
+                   uint64_t deadline_ns, gd_error *err);
+/* Maximal spans of ids occurring verbatim (length >= min_len), each with its count and up to
+ * max_locations locations. */
+gd_status gd_attribute(const gd_engine *engine, const uint32_t *ids, size_t n, size_t min_len,
+                       size_t max_locations, gd_attribution *out, uint64_t deadline_ns,
+                       gd_error *err);
+
+/* --- CNF: AND of OR-clauses, matches within max_diff_tokens of each other --- */
+gd_status gd_find_cnf(const gd_engine *engine, const gd_cnf *cnf, uint64_t max_clause_freq,
+                      uint64_t max_diff_tokens, gd_cnf_result *out, uint64_t deadline_ns,
+                      gd_error *err);
+
+/* --- documents --- */
+gd_status gd_rank_to_ptr(const gd_engine *engine, size_t shard, uint64_t rank, uint64_t *ptr,
+                         gd_error *err);
+/* Window of up to max_disp_len tokens around ptr (half before, half after), clipped to the doc. */
+gd_status gd_doc_by_ptr(const gd_engine *engine, size_t shard, uint64_t ptr, uint64_t max_disp_len,
+                        gd_doc *out, gd_error *err);
+/* The first max_disp_len tokens of global document doc_ix. */
+gd_status gd_doc_by_ix(const gd_engine *engine, uint64_t doc_ix, uint64_t max_disp_len,
+                       gd_doc *out, gd_error *err);
+void gd_doc_release(gd_doc *doc);
+
+/* --- index building (sa_build.c) --- */
+
+/* Phases reported through gd_sa_progress while gd_sa_build runs. */
+enum {
+    GD_SA_PHASE_IDLE = 0,
+    GD_SA_PHASE_SORT = 1,   /* units: parts sorted (1 when the shard is sorted in memory) */
+    GD_SA_PHASE_MERGE = 2,  /* units: suffix-array entries merged from the parts */
+    GD_SA_PHASE_WRITE = 3,  /* units: entries written (in-memory path) */
+    GD_SA_PHASE_DONE = 4
+};
+
+/* Written by the builder (relaxed atomic stores) so another thread can poll it for a progress bar. */
+typedef struct gd_sa_progress {
+    uint64_t done;
+    uint64_t total;
+    int phase;
+} gd_sa_progress;
+
+typedef struct gd_sa_options {
+    unsigned token_width;       /* 1, 2 or 4 bytes per token */
+    uint64_t memory_budget;     /* bytes for sorting, all threads together; 0 = no limit */
+    unsigned threads;           /* parts sorted at once (0 or 1 = one) */
+    const char *tmp_dir;        /* directory for part files; NULL = "<table_path>.parts" */
+    uint64_t max_part_tokens;   /* 0 = derived from the budget; tests set it to force parts */
+} gd_sa_options;
+
+typedef struct gd_sa_plan_info {
+    uint64_t tok_cnt;           /* suffixes (tokens) in the shard */
+    unsigned ptr_size;          /* bytes per table entry */
+    uint64_t part_tokens;       /* suffixes sorted per part */
+    uint64_t overlap_tokens;    /* context each part's slice extends past the part */
+    uint64_t n_parts;           /* 1 = sorted in memory, no merge */
+    uint64_t peak_bytes;        /* estimated sorting memory */
+} gd_sa_plan_info;
+
+/* ceil(log2(ds_size) / 8), at least 1: bytes per table entry for a token file of ds_size bytes. */
+unsigned gd_sa_ptr_size(uint64_t ds_size);
+/* How gd_sa_build would split a token file of ds_size bytes under opts. */
+gd_status gd_sa_plan(uint64_t ds_size, const gd_sa_options *opts, gd_sa_plan_info *out,
+                     gd_error *err);
+/* Writes table_path (the suffix array of tokenized_path: byte offsets, ptr_size bytes each, LE) in
+ * infini-gram's order: raw byte order of the suffixes, a proper prefix first. Suffixes agreeing on
+ * more than 100,000 bytes (where infini-gram's order is arbitrary) keep the exact order of the
+ * complete suffixes. On failure no table_path is left behind. progress may be NULL. */
+gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const gd_sa_options *opts,
+                      gd_sa_progress *progress, gd_error *err);
+/* Checks table_path against tokenized_path: size, every entry a token offset, adjacent suffixes in
+ * order. stride <= 1 checks every entry and pair and that no offset repeats; stride k checks the
+ * pairs at ranks 0, k, 2k, ... On GD_E_FORMAT *bad_rank (if non-NULL) is the first bad rank. */
+gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsigned token_width,
+                       uint64_t stride, uint64_t *bad_rank, gd_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* GRAMDEX_H */
