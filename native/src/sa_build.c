@@ -1,0 +1,936 @@
+/*
+ * Suffix-array construction for infini-gram v4 shards (table.N from tokenized.N).
+ *
+ * Order: suffixes at token-aligned byte offsets, compared as raw bytes (the little-endian token
+ * bytes), a suffix that is a prefix of a longer one first. This is the exact lexicographic order of
+ * the complete suffixes, running to the end of the shard; it equals infini-gram's order wherever two
+ * suffixes differ within their first 100,000 bytes (beyond that the peer's order is arbitrary, ours
+ * stays exact), and it is the same whichever path below builds it.
+ *
+ * In memory: each token is mapped to a key whose integer order is its byte order (byte-swap), keys
+ * are compacted to a dense alphabet, a unique smallest sentinel is appended, and the suffix array is
+ * built by induced sorting (SA-IS, linear time, 32-bit indices, about 9-10 bytes per token).
+ *
+ * Under a memory budget (or above 2^31 tokens): the shard is cut into parts; each part's suffixes
+ * are sorted in a slice that extends `overlap` tokens past the part, so every order decided within
+ * the overlap is final; blocks of adjacent suffixes that agree on the whole overlap are re-sorted by
+ * comparing the complete suffixes in the memory-mapped token file. Parts go to disk (u32 offsets
+ * relative to the part) and are k-way merged, comparing suffix bytes in the mapped file.
+ *
+ * Nothing here aborts on input: every failure is a gd_status with a message in gd_error.
+ */
+#include "gramdex.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SA_EMPTY UINT32_MAX
+#define MAX_PART_TOKENS ((uint64_t)1 << 31) /* keeps every SA-IS index below 2^32 - 1 */
+#define PEER_OVERLAP_BYTES 100000u
+#define IO_BUF_ENTRIES (1u << 16)
+#define DIR_CAP 4000
+#define PATH_CAP (DIR_CAP + 64)
+
+static gd_status sa_fail(gd_error *err, gd_status code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+static void progress_set(gd_sa_progress *p, int phase, uint64_t done, uint64_t total)
+{
+    if (!p)
+        return;
+    __atomic_store_n(&p->total, total, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->done, done, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->phase, phase, __ATOMIC_RELAXED);
+}
+
+static void progress_add(gd_sa_progress *p, uint64_t n)
+{
+    if (p)
+        __atomic_fetch_add(&p->done, n, __ATOMIC_RELAXED);
+}
+
+unsigned gd_sa_ptr_size(uint64_t ds_size)
+{
+    /* ceil(log2(ds_size) / 8) as infini-gram computes it, at least 1: the smallest b with
+     * 2^b >= ds_size, rounded up to whole bytes. */
+    unsigned bits = 0;
+    while (bits < 64 && ((uint64_t)1 << bits) < ds_size)
+        bits++;
+    unsigned bytes = (bits + 7) / 8;
+    return bytes ? bytes : 1;
+}
+
+/* ---------------------------------------------------------------- token keys */
+
+static uint32_t token_key(const uint8_t *p, unsigned width)
+{
+    /* big-endian read of the little-endian bytes: integer order == byte order */
+    switch (width) {
+    case 1: return p[0];
+    case 2: return ((uint32_t)p[0] << 8) | p[1];
+    default:
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    }
+}
+
+/* Ranks of 32-bit keys: sort a copy (two 16-bit LSD radix passes), dedupe, binary-search. */
+static gd_status compact_u32_keys(uint32_t *keys, uint32_t n, uint32_t *scratch, uint32_t *alphabet,
+                                  gd_error *err)
+{
+    uint32_t *tmp = malloc((size_t)n * sizeof *tmp + 1);
+    uint32_t *cnt = calloc(65536, sizeof *cnt);
+    if (!tmp || !cnt) {
+        free(tmp);
+        free(cnt);
+        return sa_fail(err, GD_E_NOMEM, "out of memory compacting %u token keys", n);
+    }
+    uint32_t *src = keys, *dst = tmp;
+    memcpy(scratch, keys, (size_t)n * sizeof *keys);
+    src = scratch;
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned shift = pass * 16;
+        memset(cnt, 0, 65536 * sizeof *cnt);
+        for (uint32_t i = 0; i < n; i++)
+            cnt[(src[i] >> shift) & 0xFFFF]++;
+        uint32_t sum = 0;
+        for (uint32_t c = 0; c < 65536; c++) {
+            uint32_t k = cnt[c];
+            cnt[c] = sum;
+            sum += k;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            dst[cnt[(src[i] >> shift) & 0xFFFF]++] = src[i];
+        uint32_t *sw = src;
+        src = dst;
+        dst = sw;
+    }
+    /* after two passes the sorted keys are back in scratch */
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (m == 0 || scratch[m - 1] != scratch[i])
+            scratch[m++] = scratch[i];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t lo = 0, hi = m, k = keys[i];
+        while (hi - lo > 1) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (scratch[mid] <= k)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        keys[i] = lo + 1; /* 0 is the sentinel */
+    }
+    free(tmp);
+    free(cnt);
+    *alphabet = m + 1;
+    return GD_OK;
+}
+
+/* ---------------------------------------------------------------- SA-IS */
+
+#define TYPE_S(t, i) (((t)[(i) >> 3] >> ((i) & 7)) & 1u)
+
+static int is_lms(const uint8_t *t, uint32_t i)
+{
+    return i > 0 && TYPE_S(t, i) && !TYPE_S(t, i - 1);
+}
+
+static void buckets(const uint32_t *s, uint32_t n, uint32_t *bkt, uint32_t K, int end)
+{
+    memset(bkt, 0, (size_t)K * sizeof *bkt);
+    for (uint32_t i = 0; i < n; i++)
+        bkt[s[i]]++;
+    uint32_t sum = 0;
+    for (uint32_t c = 0; c < K; c++) {
+        sum += bkt[c];
+        bkt[c] = end ? sum : sum - bkt[c];
+    }
+}
+
+static void induce(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, const uint8_t *t,
+                   uint32_t *bkt)
+{
+    buckets(s, n, bkt, K, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t j = SA[i];
+        if (j != SA_EMPTY && j > 0 && !TYPE_S(t, j - 1))
+            SA[bkt[s[j - 1]]++] = j - 1;
+    }
+    buckets(s, n, bkt, K, 1);
+    for (uint32_t i = n; i-- > 0;) {
+        uint32_t j = SA[i];
+        if (j != SA_EMPTY && j > 0 && TYPE_S(t, j - 1))
+            SA[--bkt[s[j - 1]]] = j - 1;
+    }
+}
+
+/* SA of s[0..n): symbols in [0, K), s[n-1] == 0 is the unique smallest symbol. */
+static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *err)
+{
+    if (n == 1) {
+        SA[0] = 0;
+        return GD_OK;
+    }
+    uint8_t *t = calloc((size_t)n / 8 + 1, 1);
+    uint32_t *bkt = malloc((size_t)K * sizeof *bkt);
+    if (!t || !bkt) {
+        free(t);
+        free(bkt);
+        return sa_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
+    }
+    t[(n - 1) >> 3] |= (uint8_t)(1u << ((n - 1) & 7));
+    for (uint32_t i = n - 1; i-- > 0;) {
+        if (s[i] < s[i + 1] || (s[i] == s[i + 1] && TYPE_S(t, i + 1)))
+            t[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    /* stage 1: sort the LMS substrings by induction */
+    buckets(s, n, bkt, K, 1);
+    for (uint32_t i = 0; i < n; i++)
+        SA[i] = SA_EMPTY;
+    for (uint32_t i = 1; i < n; i++)
+        if (is_lms(t, i))
+            SA[--bkt[s[i]]] = i;
+    induce(s, SA, n, K, t, bkt);
+
+    uint32_t n1 = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (is_lms(t, SA[i]))
+            SA[n1++] = SA[i];
+    for (uint32_t i = n1; i < n; i++)
+        SA[i] = SA_EMPTY;
+    /* name them: equal LMS substrings get equal names */
+    uint32_t name = 0, prev = SA_EMPTY;
+    for (uint32_t i = 0; i < n1; i++) {
+        uint32_t pos = SA[i];
+        int diff = prev == SA_EMPTY;
+        for (uint32_t d = 0; !diff; d++) {
+            if (s[pos + d] != s[prev + d] || TYPE_S(t, pos + d) != TYPE_S(t, prev + d))
+                diff = 1;
+            else if (d > 0 && is_lms(t, pos + d))
+                break; /* both end here (types agree up to d) */
+        }
+        if (diff) {
+            name++;
+            prev = pos;
+        }
+        SA[n1 + pos / 2] = name - 1;
+    }
+    for (uint32_t i = n, j = n; i-- > n1;)
+        if (SA[i] != SA_EMPTY)
+            SA[--j] = SA[i];
+    uint32_t *s1 = SA + n - n1, *SA1 = SA;
+    free(bkt);
+    bkt = NULL;
+
+    /* stage 2: the reduced problem */
+    if (name < n1) {
+        gd_status st = sais(s1, SA1, n1, name, err);
+        if (st != GD_OK) {
+            free(t);
+            return st;
+        }
+    } else {
+        for (uint32_t i = 0; i < n1; i++)
+            SA1[s1[i]] = i;
+    }
+
+    /* stage 3: induce the full order from the sorted LMS suffixes */
+    bkt = malloc((size_t)K * sizeof *bkt);
+    if (!bkt) {
+        free(t);
+        return sa_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
+    }
+    for (uint32_t i = 1, j = 0; i < n; i++)
+        if (is_lms(t, i))
+            s1[j++] = i;
+    for (uint32_t i = 0; i < n1; i++)
+        SA1[i] = s1[SA1[i]];
+    for (uint32_t i = n1; i < n; i++)
+        SA[i] = SA_EMPTY;
+    buckets(s, n, bkt, K, 1);
+    for (uint32_t i = n1; i-- > 0;) {
+        uint32_t j = SA[i];
+        SA[i] = SA_EMPTY;
+        SA[--bkt[s[j]]] = j;
+    }
+    induce(s, SA, n, K, t, bkt);
+    free(bkt);
+    free(t);
+    return GD_OK;
+}
+
+/* ---------------------------------------------------------------- files */
+
+typedef struct mapped {
+    const uint8_t *data;
+    uint64_t size;
+} mapped;
+
+static gd_status map_file(const char *path, mapped *m, gd_error *err)
+{
+    m->data = NULL;
+    m->size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return sa_fail(err, GD_E_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return sa_fail(err, GD_E_IO, "cannot stat %s: %s", path, strerror(e));
+    }
+    m->size = (uint64_t)st.st_size;
+    if (m->size > 0) {
+        void *p = mmap(NULL, (size_t)m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return sa_fail(err, GD_E_IO, "cannot map %s: %s", path, strerror(e));
+        }
+        m->data = p;
+    }
+    close(fd);
+    return GD_OK;
+}
+
+static void unmap_file(mapped *m)
+{
+    if (m->data)
+        munmap((void *)m->data, (size_t)m->size);
+    m->data = NULL;
+}
+
+typedef struct writer {
+    FILE *f;
+    const char *path;
+    uint8_t *buf;
+    size_t len, cap;
+} writer;
+
+static gd_status writer_open(writer *w, const char *path, gd_error *err)
+{
+    w->path = path;
+    w->len = 0;
+    w->cap = (size_t)1 << 20;
+    w->buf = malloc(w->cap);
+    w->f = w->buf ? fopen(path, "wb") : NULL;
+    if (!w->buf) {
+        return sa_fail(err, GD_E_NOMEM, "out of memory opening %s", path);
+    }
+    if (!w->f) {
+        free(w->buf);
+        w->buf = NULL;
+        return sa_fail(err, GD_E_IO, "cannot create %s: %s", path, strerror(errno));
+    }
+    return GD_OK;
+}
+
+static gd_status writer_flush(writer *w, gd_error *err)
+{
+    if (w->len && fwrite(w->buf, 1, w->len, w->f) != w->len)
+        return sa_fail(err, GD_E_IO, "cannot write %s: %s", w->path, strerror(errno));
+    w->len = 0;
+    return GD_OK;
+}
+
+static gd_status writer_put(writer *w, uint64_t v, unsigned nbytes, gd_error *err)
+{
+    if (w->len + nbytes > w->cap) {
+        gd_status st = writer_flush(w, err);
+        if (st != GD_OK)
+            return st;
+    }
+    for (unsigned b = 0; b < nbytes; b++)
+        w->buf[w->len++] = (uint8_t)(v >> (8 * b));
+    return GD_OK;
+}
+
+/* Closes; on success the file is complete on disk. Always releases everything. */
+static gd_status writer_close(writer *w, gd_status st, gd_error *err)
+{
+    if (st == GD_OK)
+        st = writer_flush(w, err);
+    if (w->f) {
+        if (st == GD_OK && fflush(w->f) != 0)
+            st = sa_fail(err, GD_E_IO, "cannot write %s: %s", w->path, strerror(errno));
+        if (fclose(w->f) != 0 && st == GD_OK)
+            st = sa_fail(err, GD_E_IO, "cannot close %s: %s", w->path, strerror(errno));
+    }
+    w->f = NULL;
+    free(w->buf);
+    w->buf = NULL;
+    return st;
+}
+
+/* ---------------------------------------------------------------- one slice */
+
+/* SA of the tokens [start, end) of text (sentinel excluded); out gets end-start entries. */
+static gd_status sort_slice(const mapped *text, unsigned width, uint64_t start, uint64_t end,
+                            uint32_t **out, gd_error *err)
+{
+    uint64_t m = end - start;
+    *out = NULL;
+    if (m + 1 >= SA_EMPTY)
+        return sa_fail(err, GD_E_INVALID, "slice of %llu tokens is too large for one sort",
+                       (unsigned long long)m);
+    uint32_t n = (uint32_t)m + 1;
+    uint32_t *s = malloc((size_t)n * sizeof *s);
+    uint32_t *SA = malloc((size_t)n * sizeof *SA);
+    if (!s || !SA) {
+        free(s);
+        free(SA);
+        return sa_fail(err, GD_E_NOMEM, "out of memory sorting %llu tokens",
+                       (unsigned long long)m);
+    }
+    const uint8_t *p = text->data + start * width;
+    uint32_t K = 0;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        s[i] = token_key(p + (size_t)i * width, width);
+    if (width == 4) {
+        gd_status st = compact_u32_keys(s, n - 1, SA, &K, err);
+        if (st != GD_OK) {
+            free(s);
+            free(SA);
+            return st;
+        }
+    } else {
+        for (uint32_t i = 0; i + 1 < n; i++)
+            s[i] += 1;
+        K = (width == 1 ? 256u : 65536u) + 1;
+    }
+    s[n - 1] = 0;
+    gd_status st = sais(s, SA, n, K, err);
+    free(s);
+    if (st != GD_OK) {
+        free(SA);
+        return st;
+    }
+    /* drop the sentinel, which sorts first */
+    memmove(SA, SA + 1, (size_t)(n - 1) * sizeof *SA);
+    *out = SA;
+    return GD_OK;
+}
+
+/* ---------------------------------------------------------------- comparisons */
+
+typedef struct text_ctx {
+    const uint8_t *data;
+    uint64_t size;
+    unsigned width;
+} text_ctx;
+
+/* Complete suffixes at token indices a != b: <0 if a sorts first. */
+static int suffix_cmp(const text_ctx *c, uint64_t a, uint64_t b)
+{
+    uint64_t oa = a * c->width, ob = b * c->width;
+    uint64_t la = c->size - oa, lb = c->size - ob;
+    int r = memcmp(c->data + oa, c->data + ob, (size_t)(la < lb ? la : lb));
+    if (r)
+        return r;
+    return la < lb ? -1 : 1;
+}
+
+static void merge_sort_u64(uint64_t *a, uint64_t *tmp, size_t n, const text_ctx *c)
+{
+    if (n < 2)
+        return;
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++) {
+            uint64_t v = a[i];
+            size_t j = i;
+            while (j > 0 && suffix_cmp(c, a[j - 1], v) > 0) {
+                a[j] = a[j - 1];
+                j--;
+            }
+            a[j] = v;
+        }
+        return;
+    }
+    size_t h = n / 2;
+    merge_sort_u64(a, tmp, h, c);
+    merge_sort_u64(a + h, tmp, n - h, c);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        tmp[k++] = suffix_cmp(c, a[j], a[i]) < 0 ? a[j++] : a[i++];
+    while (i < h)
+        tmp[k++] = a[i++];
+    while (j < n)
+        tmp[k++] = a[j++];
+    memcpy(a, tmp, n * sizeof *a);
+}
+
+/* In a part's SA (relative indices, base = part start), blocks of neighbours agreeing on their
+ * first `overlap` tokens may be misordered by the slice's truncation: re-sort them exactly. */
+static gd_status fix_truncated_runs(const text_ctx *c, uint64_t base, uint32_t *sa, uint64_t m,
+                                    uint64_t overlap, gd_error *err)
+{
+    size_t nb = (size_t)overlap * c->width;
+    uint64_t i = 0;
+    while (i + 1 < m) {
+        uint64_t j = i;
+        while (j + 1 < m &&
+               (nb == 0 || memcmp(c->data + (base + sa[j]) * c->width,
+                                  c->data + (base + sa[j + 1]) * c->width, nb) == 0))
+            j++;
+        if (j > i) {
+            size_t len = (size_t)(j - i + 1);
+            uint64_t *run = malloc(2 * len * sizeof *run);
+            if (!run)
+                return sa_fail(err, GD_E_NOMEM, "out of memory re-sorting %zu suffixes", len);
+            for (size_t k = 0; k < len; k++)
+                run[k] = base + sa[i + k];
+            merge_sort_u64(run, run + len, len, c);
+            for (size_t k = 0; k < len; k++)
+                sa[i + k] = (uint32_t)(run[k] - base);
+            free(run);
+        }
+        i = j + 1;
+    }
+    return GD_OK;
+}
+
+/* ---------------------------------------------------------------- parts */
+
+typedef struct part_job {
+    const mapped *text;
+    unsigned width;
+    uint64_t tok_cnt, part_tokens, overlap, n_parts;
+    const char *dir;
+    gd_sa_progress *progress;
+    pthread_mutex_t lock;
+    uint64_t next;
+    gd_status status;
+    gd_error err;
+} part_job;
+
+static void part_path(char *buf, size_t cap, const char *dir, uint64_t i)
+{
+    snprintf(buf, cap, "%s/part.%06llu", dir, (unsigned long long)i);
+}
+
+static gd_status build_part(part_job *job, uint64_t i, gd_error *err)
+{
+    uint64_t start = i * job->part_tokens;
+    uint64_t end = start + job->part_tokens < job->tok_cnt ? start + job->part_tokens : job->tok_cnt;
+    uint64_t slice_end = end + job->overlap < job->tok_cnt ? end + job->overlap : job->tok_cnt;
+    uint32_t *sa;
+    gd_status st = sort_slice(job->text, job->width, start, slice_end, &sa, err);
+    if (st != GD_OK)
+        return st;
+    /* keep the suffixes that start inside the part, in order */
+    uint64_t m = 0, span = slice_end - start, own = end - start;
+    for (uint64_t k = 0; k < span; k++)
+        if (sa[k] < own)
+            sa[m++] = sa[k];
+    text_ctx c = {job->text->data, job->text->size, job->width};
+    if (slice_end < job->tok_cnt)
+        st = fix_truncated_runs(&c, start, sa, m, job->overlap, err);
+    char path[PATH_CAP];
+    part_path(path, sizeof path, job->dir, i);
+    writer w = {0};
+    if (st == GD_OK)
+        st = writer_open(&w, path, err);
+    if (st == GD_OK) {
+        for (uint64_t k = 0; k < m && st == GD_OK; k++)
+            st = writer_put(&w, sa[k], 4, err);
+        st = writer_close(&w, st, err);
+        if (st != GD_OK)
+            unlink(path);
+    }
+    free(sa);
+    return st;
+}
+
+static void *part_worker(void *arg)
+{
+    part_job *job = arg;
+    for (;;) {
+        pthread_mutex_lock(&job->lock);
+        uint64_t i = job->next++;
+        int stop = job->status != GD_OK || i >= job->n_parts;
+        pthread_mutex_unlock(&job->lock);
+        if (stop)
+            return NULL;
+        gd_error e = {GD_OK, ""};
+        gd_status st = build_part(job, i, &e);
+        pthread_mutex_lock(&job->lock);
+        if (st != GD_OK && job->status == GD_OK) {
+            job->status = st;
+            job->err = e;
+        }
+        pthread_mutex_unlock(&job->lock);
+        progress_add(job->progress, 1);
+    }
+}
+
+typedef struct stream {
+    FILE *f;
+    uint64_t base;
+    uint32_t *buf;
+    size_t len, pos;
+    uint64_t head; /* token index of the current entry */
+} stream;
+
+static gd_status stream_next(stream *s, const char *path, int *done, gd_error *err)
+{
+    if (s->pos == s->len) {
+        s->len = fread(s->buf, sizeof *s->buf, IO_BUF_ENTRIES, s->f);
+        s->pos = 0;
+        if (s->len == 0) {
+            if (ferror(s->f))
+                return sa_fail(err, GD_E_IO, "cannot read %s: %s", path, strerror(errno));
+            *done = 1;
+            return GD_OK;
+        }
+    }
+    /* the part files are written little-endian by writer_put */
+    const uint8_t *b = (const uint8_t *)&s->buf[s->pos++];
+    uint32_t v = (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
+                 ((uint32_t)b[3] << 24);
+    s->head = s->base + v;
+    *done = 0;
+    return GD_OK;
+}
+
+static int heap_less(const text_ctx *c, const stream *st, size_t a, size_t b)
+{
+    return suffix_cmp(c, st[a].head, st[b].head) < 0;
+}
+
+static void heap_down(const text_ctx *c, const stream *st, size_t *heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && heap_less(c, st, heap[l], heap[m]))
+            m = l;
+        if (r < n && heap_less(c, st, heap[r], heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        size_t t = heap[i];
+        heap[i] = heap[m];
+        heap[m] = t;
+        i = m;
+    }
+}
+
+static gd_status merge_parts(const mapped *text, unsigned width, uint64_t tok_cnt,
+                             uint64_t part_tokens, uint64_t n_parts, const char *dir,
+                             const char *table_path, unsigned ptr_size, gd_sa_progress *progress,
+                             gd_error *err)
+{
+    stream *st = calloc(n_parts, sizeof *st);
+    size_t *heap = calloc(n_parts, sizeof *heap);
+    gd_status rc = GD_OK;
+    char path[PATH_CAP];
+    if (!st || !heap) {
+        free(st);
+        free(heap);
+        return sa_fail(err, GD_E_NOMEM, "out of memory merging %llu parts",
+                       (unsigned long long)n_parts);
+    }
+    text_ctx c = {text->data, text->size, width};
+    size_t hn = 0;
+    for (uint64_t i = 0; i < n_parts && rc == GD_OK; i++) {
+        part_path(path, sizeof path, dir, i);
+        st[i].base = i * part_tokens;
+        st[i].buf = malloc(IO_BUF_ENTRIES * sizeof *st[i].buf);
+        st[i].f = st[i].buf ? fopen(path, "rb") : NULL;
+        if (!st[i].buf)
+            rc = sa_fail(err, GD_E_NOMEM, "out of memory merging parts");
+        else if (!st[i].f)
+            rc = sa_fail(err, GD_E_IO, "cannot open %s: %s", path, strerror(errno));
+        int done = 1;
+        if (rc == GD_OK)
+            rc = stream_next(&st[i], path, &done, err);
+        if (rc == GD_OK && !done)
+            heap[hn++] = i;
+    }
+    for (size_t i = hn / 2; i-- > 0;)
+        heap_down(&c, st, heap, hn, i);
+    writer w = {0};
+    if (rc == GD_OK)
+        rc = writer_open(&w, table_path, err);
+    if (rc == GD_OK) {
+        uint64_t written = 0;
+        while (hn > 0 && rc == GD_OK) {
+            size_t top = heap[0];
+            rc = writer_put(&w, st[top].head * width, ptr_size, err);
+            if (++written % (1u << 20) == 0)
+                progress_set(progress, GD_SA_PHASE_MERGE, written, tok_cnt);
+            int done = 0;
+            part_path(path, sizeof path, dir, top);
+            if (rc == GD_OK)
+                rc = stream_next(&st[top], path, &done, err);
+            if (done)
+                heap[0] = heap[--hn];
+            heap_down(&c, st, heap, hn, 0);
+        }
+        if (rc == GD_OK && written != tok_cnt)
+            rc = sa_fail(err, GD_E_IO, "merge wrote %llu entries, expected %llu",
+                         (unsigned long long)written, (unsigned long long)tok_cnt);
+        rc = writer_close(&w, rc, err);
+        if (rc != GD_OK)
+            unlink(table_path);
+    }
+    for (uint64_t i = 0; i < n_parts; i++) {
+        if (st[i].f)
+            fclose(st[i].f);
+        free(st[i].buf);
+    }
+    free(st);
+    free(heap);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+/* Bytes of memory one sorted token costs (keys, SA, types, the recursion's buckets). */
+static uint64_t bytes_per_token(unsigned width)
+{
+    return width == 4 ? 12 : 10;
+}
+
+gd_status gd_sa_plan(uint64_t ds_size, const gd_sa_options *opts, gd_sa_plan_info *out,
+                     gd_error *err)
+{
+    if (!opts || !out)
+        return sa_fail(err, GD_E_INVALID, "options and output are required");
+    unsigned w = opts->token_width;
+    if (w != 1 && w != 2 && w != 4)
+        return sa_fail(err, GD_E_INVALID, "token width must be 1, 2 or 4, not %u", w);
+    if (ds_size == 0 || ds_size % w != 0)
+        return sa_fail(err, GD_E_FORMAT, "token file size %llu is not a positive multiple of %u",
+                       (unsigned long long)ds_size, w);
+    uint64_t n = ds_size / w;
+    uint64_t threads = opts->threads ? opts->threads : 1;
+    uint64_t part = n, overlap = PEER_OVERLAP_BYTES / w;
+    if (opts->max_part_tokens) {
+        part = opts->max_part_tokens;
+    } else if (opts->memory_budget) {
+        uint64_t cap = opts->memory_budget / threads / bytes_per_token(w);
+        if (cap < 2)
+            return sa_fail(err, GD_E_INVALID, "memory budget of %llu bytes is too small",
+                           (unsigned long long)opts->memory_budget);
+        if (n > cap) {
+            if (overlap > cap / 2)
+                overlap = cap / 2;
+            part = cap - overlap;
+        }
+    }
+    if (part > MAX_PART_TOKENS)
+        part = MAX_PART_TOKENS;
+    if (part == 0)
+        part = 1;
+    if (part >= n)
+        part = n;
+    if (overlap > part)
+        overlap = part;
+    if (overlap == 0)
+        overlap = 1;
+    out->tok_cnt = n;
+    out->ptr_size = gd_sa_ptr_size(ds_size);
+    out->part_tokens = part;
+    out->overlap_tokens = overlap;
+    out->n_parts = (n + part - 1) / part;
+    out->peak_bytes = (part + (out->n_parts > 1 ? overlap : 0)) * bytes_per_token(w) * threads;
+    return GD_OK;
+}
+
+gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const gd_sa_options *opts,
+                      gd_sa_progress *progress, gd_error *err)
+{
+    if (!tokenized_path || !table_path || !opts)
+        return sa_fail(err, GD_E_INVALID, "paths and options are required");
+    mapped text;
+    gd_status st = map_file(tokenized_path, &text, err);
+    if (st != GD_OK)
+        return st;
+    gd_sa_plan_info plan;
+    st = gd_sa_plan(text.size, opts, &plan, err);
+    if (st != GD_OK) {
+        if (st == GD_E_FORMAT)
+            sa_fail(err, st, "%s: token file size %llu is not a positive multiple of %u",
+                    tokenized_path, (unsigned long long)text.size, opts->token_width);
+        unmap_file(&text);
+        return st;
+    }
+    unsigned w = opts->token_width;
+    if (plan.n_parts == 1) {
+        progress_set(progress, GD_SA_PHASE_SORT, 0, 1);
+        uint32_t *sa;
+        st = sort_slice(&text, w, 0, plan.tok_cnt, &sa, err);
+        if (st == GD_OK) {
+            progress_set(progress, GD_SA_PHASE_WRITE, 0, plan.tok_cnt);
+            writer wr = {0};
+            st = writer_open(&wr, table_path, err);
+            if (st == GD_OK) {
+                for (uint64_t k = 0; k < plan.tok_cnt && st == GD_OK; k++) {
+                    st = writer_put(&wr, (uint64_t)sa[k] * w, plan.ptr_size, err);
+                    if ((k & 0xFFFFF) == 0)
+                        progress_set(progress, GD_SA_PHASE_WRITE, k, plan.tok_cnt);
+                }
+                st = writer_close(&wr, st, err);
+                if (st != GD_OK)
+                    unlink(table_path);
+            }
+            free(sa);
+        }
+        unmap_file(&text);
+        if (st == GD_OK)
+            progress_set(progress, GD_SA_PHASE_DONE, plan.tok_cnt, plan.tok_cnt);
+        return st;
+    }
+
+    char dir[DIR_CAP];
+    const char *dir_fmt = opts->tmp_dir ? "%s" : "%s.parts";
+    const char *dir_arg = opts->tmp_dir ? opts->tmp_dir : table_path;
+    if (strlen(dir_arg) + 8 >= sizeof dir) {
+        unmap_file(&text);
+        return sa_fail(err, GD_E_INVALID, "temporary directory path is too long");
+    }
+    snprintf(dir, sizeof dir, dir_fmt, dir_arg);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        unmap_file(&text);
+        return sa_fail(err, GD_E_IO, "cannot create %s: %s", dir, strerror(errno));
+    }
+    part_job job = {.text = &text, .width = w, .tok_cnt = plan.tok_cnt,
+                    .part_tokens = plan.part_tokens, .overlap = plan.overlap_tokens,
+                    .n_parts = plan.n_parts, .dir = dir, .progress = progress,
+                    .next = 0, .status = GD_OK};
+    pthread_mutex_init(&job.lock, NULL);
+    progress_set(progress, GD_SA_PHASE_SORT, 0, plan.n_parts);
+    unsigned threads = opts->threads ? opts->threads : 1;
+    if (threads > plan.n_parts)
+        threads = (unsigned)plan.n_parts;
+    pthread_t *tids = calloc(threads, sizeof *tids);
+    unsigned started = 0;
+    if (tids) {
+        for (; started < threads; started++)
+            if (pthread_create(&tids[started], NULL, part_worker, &job) != 0)
+                break;
+    }
+    if (started == 0)
+        part_worker(&job); /* no thread could start: do the work here */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+    pthread_mutex_destroy(&job.lock);
+    st = job.status;
+    if (st != GD_OK && err)
+        *err = job.err;
+    if (st == GD_OK) {
+        progress_set(progress, GD_SA_PHASE_MERGE, 0, plan.tok_cnt);
+        st = merge_parts(&text, w, plan.tok_cnt, plan.part_tokens, plan.n_parts, dir, table_path,
+                         plan.ptr_size, progress, err);
+    }
+    char path[PATH_CAP];
+    for (uint64_t i = 0; i < plan.n_parts; i++) {
+        part_path(path, sizeof path, dir, i);
+        unlink(path);
+    }
+    if (!opts->tmp_dir)
+        rmdir(dir);
+    unmap_file(&text);
+    if (st == GD_OK)
+        progress_set(progress, GD_SA_PHASE_DONE, plan.tok_cnt, plan.tok_cnt);
+    return st;
+}
+
+static uint64_t read_entry(const uint8_t *table, uint64_t rank, unsigned ps)
+{
+    const uint8_t *p = table + rank * ps;
+    uint64_t v = 0;
+    for (unsigned b = 0; b < ps; b++)
+        v |= (uint64_t)p[b] << (8 * b);
+    return v;
+}
+
+gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsigned token_width,
+                       uint64_t stride, uint64_t *bad_rank, gd_error *err)
+{
+    if (bad_rank)
+        *bad_rank = UINT64_MAX;
+    if (token_width != 1 && token_width != 2 && token_width != 4)
+        return sa_fail(err, GD_E_INVALID, "token width must be 1, 2 or 4, not %u", token_width);
+    mapped text, table;
+    gd_status st = map_file(tokenized_path, &text, err);
+    if (st != GD_OK)
+        return st;
+    st = map_file(table_path, &table, err);
+    if (st != GD_OK) {
+        unmap_file(&text);
+        return st;
+    }
+    uint64_t n = text.size / token_width;
+    unsigned ps = gd_sa_ptr_size(text.size);
+    uint8_t *seen = NULL;
+    if (text.size == 0 || text.size % token_width != 0)
+        st = sa_fail(err, GD_E_FORMAT, "%s: size %llu is not a positive multiple of %u",
+                     tokenized_path, (unsigned long long)text.size, token_width);
+    else if (table.size != n * ps)
+        st = sa_fail(err, GD_E_FORMAT, "%s: size %llu, expected %llu tokens x %u bytes",
+                     table_path, (unsigned long long)table.size, (unsigned long long)n, ps);
+    else if (stride <= 1 && !(seen = calloc((size_t)n / 8 + 1, 1)))
+        st = sa_fail(err, GD_E_NOMEM, "out of memory checking %llu entries",
+                     (unsigned long long)n);
+    text_ctx c = {text.data, text.size, token_width};
+    /* stride <= 1: every entry, every adjacent pair, and that no offset repeats (a permutation);
+     * otherwise the pairs (r, r+1) for r = 0, stride, 2 * stride, ... */
+    uint64_t step = stride <= 1 ? 1 : stride;
+    for (uint64_t r = 0; st == GD_OK && r < n; r = (r + step < r) ? n : r + step) {
+        uint64_t last = r + 1 < n ? r + 1 : r;
+        for (uint64_t k = r; k <= last; k++) {
+            uint64_t v = read_entry(table.data, k, ps);
+            if (v >= text.size || v % token_width != 0) {
+                st = sa_fail(err, GD_E_FORMAT, "%s: entry %llu = %llu is not a token offset",
+                             table_path, (unsigned long long)k, (unsigned long long)v);
+                if (bad_rank)
+                    *bad_rank = k;
+                break;
+            }
+            if (seen && k == r) {
+                uint64_t tok = v / token_width;
+                if (seen[tok >> 3] & (1u << (tok & 7))) {
+                    st = sa_fail(err, GD_E_FORMAT, "%s: offset %llu appears twice (rank %llu)",
+                                 table_path, (unsigned long long)v, (unsigned long long)k);
+                    if (bad_rank)
+                        *bad_rank = k;
+                    break;
+                }
+                seen[tok >> 3] |= (uint8_t)(1u << (tok & 7));
+            }
+        }
+        if (st != GD_OK || r + 1 >= n)
+            break;
+        uint64_t a = read_entry(table.data, r, ps) / token_width;
+        uint64_t b = read_entry(table.data, r + 1, ps) / token_width;
+        if (a == b || suffix_cmp(&c, a, b) > 0) {
+            if (bad_rank)
+                *bad_rank = r;
+            st = sa_fail(err, GD_E_FORMAT, "%s: suffixes at ranks %llu and %llu are out of order",
+                         table_path, (unsigned long long)r, (unsigned long long)r + 1);
+        }
+    }
+    free(seen);
+    unmap_file(&table);
+    unmap_file(&text);
+    return st;
+}
