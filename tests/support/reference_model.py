@@ -236,6 +236,9 @@ class ReferenceModel:
         dist = max_diff_tokens * w
         sep_bytes = b"\xff" * w
         ptrs_by_shard: list[list[int]] = []
+        if any(sum(self.count(term) for term in clause) == 0 for clause in cnf):
+            # infini-gram returns early, with no per-shard lists at all, when a clause never occurs
+            return RefCnf(0, False, [])
         for s, sh in enumerate(self.shards):
             term_pos = [[self.sa_order(s, self.positions(s, term)) for term in clause] for clause in cnf]
             sums = [sum(len(p) for p in clause) for clause in term_pos]
