@@ -357,15 +357,18 @@ class Engine:
     # --- beyond n-gram counts ---
 
     def attribute(self, ids: Sequence[int], min_len: int = 1, max_locations: int = 10,
-                  timeout_ms: float | None = None) -> list[Span]:
-        """Maximal spans of `ids` that occur verbatim in the corpus, with counts and locations."""
+                  timeout_ms: float | None = None, *, maximal: bool = True) -> list[Span]:
+        """Maximal spans of `ids` that occur verbatim in the corpus, with counts and locations.
+
+        With maximal=False: the longest occurring span from every start position.
+        """
         if not isinstance(min_len, int) or min_len < 0 or not isinstance(max_locations, int) or max_locations < 0:
             raise InvalidQueryError("min_len and max_locations must be non-negative integers")
         q = _ids(ids, "ids")
         out = ffi.new("gd_attribution *")
         err = ffi.new("gd_error *")
-        status = lib.gd_attribute(self._handle(), q, len(q), min_len, max_locations, out, _deadline(timeout_ms),
-                                  err)
+        status = lib.gd_attribute(self._handle(), q, len(q), min_len, max_locations, int(maximal), out,
+                                  _deadline(timeout_ms), err)
         try:
             _raise(status, err)
             spans = []

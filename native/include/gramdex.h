@@ -167,11 +167,12 @@ gd_status gd_infgram_ntd(const gd_engine *engine, const uint32_t *prompt, size_t
 /* scores[i] for every i in [0, n): one left-to-right pass reusing the matched suffix's range. */
 gd_status gd_score(const gd_engine *engine, const uint32_t *ids, size_t n, gd_token_score *scores,
                    uint64_t deadline_ns, gd_error *err);
-/* Maximal spans of ids occurring verbatim (length >= min_len), each with its count and up to
- * max_locations locations. */
+/* Spans of ids occurring verbatim (length >= min_len), each with its count and up to
+ * max_locations locations: for every start its longest occurring prefix, keeping only the maximal
+ * ones (not inside the previous span) when maximal_only is non-zero. */
 gd_status gd_attribute(const gd_engine *engine, const uint32_t *ids, size_t n, size_t min_len,
-                       size_t max_locations, gd_attribution *out, uint64_t deadline_ns,
-                       gd_error *err);
+                       size_t max_locations, int maximal_only, gd_attribution *out,
+                       uint64_t deadline_ns, gd_error *err);
 
 /* --- CNF: AND of OR-clauses, matches within max_diff_tokens of each other --- */
 gd_status gd_find_cnf(const gd_engine *engine, const gd_cnf *cnf, uint64_t max_clause_freq,

@@ -49,7 +49,7 @@ static gd_status add_span(const gd_engine *e, span_buf *b, uint64_t l, uint64_t 
 }
 
 gd_status gd_attribute(const gd_engine *e, const uint32_t *ids, size_t n, size_t min_len, size_t max_locations,
-                       gd_attribution *out, uint64_t deadline_ns, gd_error *err) {
+                       int maximal_only, gd_attribution *out, uint64_t deadline_ns, gd_error *err) {
     memset(out, 0, sizeof *out);
     gd_query q;
     gd_status st = gd_check_ids(e, ids, n, "ids", err);
@@ -84,7 +84,7 @@ gd_status gd_attribute(const gd_engine *e, const uint32_t *ids, size_t n, size_t
             cnt = c2;
             r++;
         }
-        if (r > last_end && r - l >= min_len && r > l) {
+        if ((r > last_end || !maximal_only) && r - l >= min_len && r > l) {
             if ((st = add_span(e, &b, l, r, cur, cnt, max_locations, err))) goto done;
             last_end = r;
         }

@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
         gd_token_score sc[5];
         CHECK(gd_score(e, seq, 5, sc, 0, &err) == GD_OK && sc[2].suffix_len == 2 && sc[3].cont_cnt == 0);
         gd_attribution at;
-        CHECK(gd_attribute(e, seq, 5, 1, 2, &at, 0, &err) == GD_OK && at.n_spans == 2 && at.spans[0].end == 3);
+        CHECK(gd_attribute(e, seq, 5, 1, 2, 1, &at, 0, &err) == GD_OK && at.n_spans == 2 && at.spans[0].end == 3);
         gd_free(at.spans);
         gd_free(at.locations);
         gd_doc d;
