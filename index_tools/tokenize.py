@@ -1,0 +1,121 @@
+"""Tokenizers for building: UTF-8 bytes, a Hugging Face `tokenizers` file, or one trained on the input."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+TOKENIZER_FILE = "tokenizer.json"
+# Common end-of-text token names, so the engine can report a document's end as the model's EOS.
+_EOS_NAMES = ("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "[SEP]", "<|eot_id|>")
+
+
+def width_for_vocab(vocab_size: int) -> int:
+    """Token width in bytes: the all-0xFF id of each width is the document separator, so ids stay below it."""
+    if vocab_size <= 0xFF:
+        return 1
+    if vocab_size <= 0xFFFF:
+        return 2
+    return 4
+
+
+def dtype_for_width(width: int) -> np.dtype:
+    return np.dtype({1: "u1", 2: "<u2", 4: "<u4"}[width])
+
+
+def sep_id(width: int) -> int:
+    return (1 << (8 * width)) - 1
+
+
+class Tokenizer:
+    """Turns texts into token-id arrays; knows its vocabulary size, token width and EOS id."""
+
+    vocab_size: int
+    eos_token_id: int
+    file_name: str | None  # stored in the index next to the shards; None for bytes
+
+    @property
+    def width(self) -> int:
+        return width_for_vocab(self.vocab_size)
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def save(self, directory: Path) -> None:
+        """Store what the service needs to tokenize text queries later."""
+
+
+class BytesTokenizer(Tokenizer):
+    """UTF-8 bytes as tokens (u8); 0xFF never occurs in UTF-8, so it is free for the separator."""
+
+    def __init__(self) -> None:
+        self.vocab_size = 255
+        self.eos_token_id = 0xFF
+        self.file_name = None
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        return [np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t in texts]
+
+
+class HFTokenizer(Tokenizer):
+    """Any `tokenizers` JSON file (GPT-2, Llama, ...); special tokens are not added to documents."""
+
+    def __init__(self, json_text: str) -> None:
+        import tokenizers
+
+        self._json = json_text
+        self._tok = tokenizers.Tokenizer.from_str(json_text)
+        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        if self.vocab_size >= 0xFFFFFFFF:
+            raise ValueError(f"vocabulary of {self.vocab_size} ids is too large")
+        self.file_name = TOKENIZER_FILE
+        self.eos_token_id = sep_id(self.width)
+        for name in _EOS_NAMES:
+            tid = self._tok.token_to_id(name)
+            if tid is not None:
+                self.eos_token_id = tid
+                break
+
+    @classmethod
+    def from_file(cls, path: Path) -> HFTokenizer:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            return cls(f.read())
+
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        dtype = dtype_for_width(self.width)
+        encs = self._tok.encode_batch_fast(texts, add_special_tokens=False) \
+            if hasattr(self._tok, "encode_batch_fast") else \
+            self._tok.encode_batch(texts, add_special_tokens=False)
+        return [np.asarray(e.ids, dtype=dtype) for e in encs]
+
+    def save(self, directory: Path) -> None:
+        (directory / TOKENIZER_FILE).write_text(self._json, encoding="utf-8")
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> HFTokenizer:
+    """Byte-level BPE trained on `texts` (deterministic for the same sample and size)."""
+    import tokenizers
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tok = tokenizers.Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return HFTokenizer(tok.to_str())
+
+
+def sample_texts(docs: Iterator[str], max_bytes: int) -> Iterator[str]:
+    """The first documents up to about max_bytes of text: the training sample."""
+    total = 0
+    for text in docs:
+        yield text
+        total += len(text)
+        if total >= max_bytes:
+            return
