@@ -250,8 +250,8 @@ static gd_status cnf_shard(cnf_run *c, size_t s, uint64_t max_diff_tokens, size_
             if (ok_l && ok_r) {
                 next[nn++] = (ptr_range){new_l, new_r};
             } else {
-                if (ok_l) next[nn++] = (ptr_range){new_l, l};
-                if (ok_r) next[nn++] = (ptr_range){r, new_r};
+                if (ok_l) next[nn++] = (ptr_range){new_l, r};
+                if (ok_r) next[nn++] = (ptr_range){l, new_r};
             }
         }
         free(ptrs);
