@@ -241,6 +241,17 @@ def test_cnf_without_subsampling(corpus: Corpus, seed: int) -> None:
             assert (c.count, bool(c.approx)) == (r.cnt, False), (cnf, mdt)
 
 
+def test_cnf_one_sided_match_keeps_the_other_end() -> None:
+    # seed 8 (pos 7); [1, 1] only within reach on the left -> range [5, 7]; 2 only within reach on the
+    # right -> infini-gram 2.6.0 keeps the left end: [5, 9] (ptr 10), not [7, 9] (ptr 14).
+    corpus = Corpus(2, [[[2, 9, 9, 9, 1, 1, 8, 3, 2]]], eos=0)
+    with opened(corpus) as (eng, ref):
+        cnf = [[[8]], [[1, 1]], [[2]]]
+        assert ref.find_cnf(cnf, max_diff_tokens=3).ptrs_by_shard == [[10]]
+        g = eng.find_cnf(cnf, max_diff_tokens=3)
+        assert (g.cnt, [list(p) for p in g.ptrs_by_shard]) == (1, [[10]])
+
+
 # --- documents -----------------------------------------------------------------------------------
 
 
