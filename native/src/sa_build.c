@@ -90,38 +90,49 @@ static uint32_t token_key(const uint8_t *p, unsigned width)
     }
 }
 
-/* Ranks of 32-bit keys: sort a copy (two 16-bit LSD radix passes), dedupe, binary-search. */
-static gd_status compact_u32_keys(uint32_t *keys, uint32_t n, uint32_t *scratch, uint32_t *alphabet,
-                                  gd_error *err)
+static int cmp_u32(const void *a, const void *b)
 {
-    uint32_t *tmp = malloc((size_t)n * sizeof *tmp + 1);
-    uint32_t *cnt = calloc(65536, sizeof *cnt);
-    if (!tmp || !cnt) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Ranks 1.. of the keys (0 is the sentinel): sort a copy, dedupe, binary-search. Needed for u32
+ * (the raw alphabet is 2^32) and cheaper than 65,537 buckets for short u16 slices. */
+static gd_status compact_keys(uint32_t *keys, uint32_t n, uint32_t *scratch, uint32_t *alphabet,
+                              gd_error *err)
+{
+    memcpy(scratch, keys, (size_t)n * sizeof *keys);
+    if (n <= 65536) {
+        qsort(scratch, n, sizeof *scratch, cmp_u32);
+    } else {
+        /* two 16-bit LSD radix passes: scratch -> tmp -> scratch */
+        uint32_t *tmp = malloc((size_t)n * sizeof *tmp);
+        uint32_t *cnt = malloc(65536 * sizeof *cnt);
+        if (!tmp || !cnt) {
+            free(tmp);
+            free(cnt);
+            return sa_fail(err, GD_E_NOMEM, "out of memory compacting %u token keys", n);
+        }
+        uint32_t *src = scratch, *dst = tmp;
+        for (unsigned shift = 0; shift < 32; shift += 16) {
+            memset(cnt, 0, 65536 * sizeof *cnt);
+            for (uint32_t i = 0; i < n; i++)
+                cnt[(src[i] >> shift) & 0xFFFF]++;
+            uint32_t sum = 0;
+            for (uint32_t c = 0; c < 65536; c++) {
+                uint32_t k = cnt[c];
+                cnt[c] = sum;
+                sum += k;
+            }
+            for (uint32_t i = 0; i < n; i++)
+                dst[cnt[(src[i] >> shift) & 0xFFFF]++] = src[i];
+            uint32_t *sw = src;
+            src = dst;
+            dst = sw;
+        }
         free(tmp);
         free(cnt);
-        return sa_fail(err, GD_E_NOMEM, "out of memory compacting %u token keys", n);
     }
-    uint32_t *src = keys, *dst = tmp;
-    memcpy(scratch, keys, (size_t)n * sizeof *keys);
-    src = scratch;
-    for (int pass = 0; pass < 2; pass++) {
-        unsigned shift = pass * 16;
-        memset(cnt, 0, 65536 * sizeof *cnt);
-        for (uint32_t i = 0; i < n; i++)
-            cnt[(src[i] >> shift) & 0xFFFF]++;
-        uint32_t sum = 0;
-        for (uint32_t c = 0; c < 65536; c++) {
-            uint32_t k = cnt[c];
-            cnt[c] = sum;
-            sum += k;
-        }
-        for (uint32_t i = 0; i < n; i++)
-            dst[cnt[(src[i] >> shift) & 0xFFFF]++] = src[i];
-        uint32_t *sw = src;
-        src = dst;
-        dst = sw;
-    }
-    /* after two passes the sorted keys are back in scratch */
     uint32_t m = 0;
     for (uint32_t i = 0; i < n; i++)
         if (m == 0 || scratch[m - 1] != scratch[i])
@@ -135,10 +146,8 @@ static gd_status compact_u32_keys(uint32_t *keys, uint32_t n, uint32_t *scratch,
             else
                 hi = mid;
         }
-        keys[i] = lo + 1; /* 0 is the sentinel */
+        keys[i] = lo + 1;
     }
-    free(tmp);
-    free(cnt);
     *alphabet = m + 1;
     return GD_OK;
 }
@@ -341,11 +350,12 @@ typedef struct writer {
     size_t len, cap;
 } writer;
 
-static gd_status writer_open(writer *w, const char *path, gd_error *err)
+/* expected_bytes only sizes the buffer (small outputs need no 1 MiB of it). */
+static gd_status writer_open(writer *w, const char *path, uint64_t expected_bytes, gd_error *err)
 {
     w->path = path;
     w->len = 0;
-    w->cap = (size_t)1 << 20;
+    w->cap = expected_bytes < ((uint64_t)1 << 20) ? (size_t)expected_bytes + 8 : (size_t)1 << 20;
     w->buf = malloc(w->cap);
     w->f = w->buf ? fopen(path, "wb") : NULL;
     if (!w->buf) {
@@ -420,8 +430,8 @@ static gd_status sort_slice(const mapped *text, unsigned width, uint64_t start, 
     uint32_t K = 0;
     for (uint32_t i = 0; i + 1 < n; i++)
         s[i] = token_key(p + (size_t)i * width, width);
-    if (width == 4) {
-        gd_status st = compact_u32_keys(s, n - 1, SA, &K, err);
+    if (width == 4 || (width == 2 && n < 65536)) {
+        gd_status st = compact_keys(s, n - 1, SA, &K, err);
         if (st != GD_OK) {
             free(s);
             free(SA);
@@ -563,7 +573,7 @@ static gd_status build_part(part_job *job, uint64_t i, gd_error *err)
     part_path(path, sizeof path, job->dir, i);
     writer w = {0};
     if (st == GD_OK)
-        st = writer_open(&w, path, err);
+        st = writer_open(&w, path, m * 4, err);
     if (st == GD_OK) {
         for (uint64_t k = 0; k < m && st == GD_OK; k++)
             st = writer_put(&w, sa[k], 4, err);
@@ -601,14 +611,14 @@ typedef struct stream {
     FILE *f;
     uint64_t base;
     uint32_t *buf;
-    size_t len, pos;
+    size_t len, pos, cap;
     uint64_t head; /* token index of the current entry */
 } stream;
 
 static gd_status stream_next(stream *s, const char *path, int *done, gd_error *err)
 {
     if (s->pos == s->len) {
-        s->len = fread(s->buf, sizeof *s->buf, IO_BUF_ENTRIES, s->f);
+        s->len = fread(s->buf, sizeof *s->buf, s->cap, s->f);
         s->pos = 0;
         if (s->len == 0) {
             if (ferror(s->f))
@@ -668,7 +678,8 @@ static gd_status merge_parts(const mapped *text, unsigned width, uint64_t tok_cn
     for (uint64_t i = 0; i < n_parts && rc == GD_OK; i++) {
         part_path(path, sizeof path, dir, i);
         st[i].base = i * part_tokens;
-        st[i].buf = malloc(IO_BUF_ENTRIES * sizeof *st[i].buf);
+        st[i].cap = part_tokens < IO_BUF_ENTRIES ? (size_t)part_tokens : IO_BUF_ENTRIES;
+        st[i].buf = malloc(st[i].cap * sizeof *st[i].buf);
         st[i].f = st[i].buf ? fopen(path, "rb") : NULL;
         if (!st[i].buf)
             rc = sa_fail(err, GD_E_NOMEM, "out of memory merging parts");
@@ -684,7 +695,7 @@ static gd_status merge_parts(const mapped *text, unsigned width, uint64_t tok_cn
         heap_down(&c, st, heap, hn, i);
     writer w = {0};
     if (rc == GD_OK)
-        rc = writer_open(&w, table_path, err);
+        rc = writer_open(&w, table_path, tok_cnt * ptr_size, err);
     if (rc == GD_OK) {
         uint64_t written = 0;
         while (hn > 0 && rc == GD_OK) {
@@ -797,7 +808,7 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
         if (st == GD_OK) {
             progress_set(progress, GD_SA_PHASE_WRITE, 0, plan.tok_cnt);
             writer wr = {0};
-            st = writer_open(&wr, table_path, err);
+            st = writer_open(&wr, table_path, plan.tok_cnt * plan.ptr_size, err);
             if (st == GD_OK) {
                 for (uint64_t k = 0; k < plan.tok_cnt && st == GD_OK; k++) {
                     st = writer_put(&wr, (uint64_t)sa[k] * w, plan.ptr_size, err);
