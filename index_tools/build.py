@@ -200,7 +200,12 @@ def _tokenize(o: BuildOptions, files: list[inp.InputFile], tok: Tokenizer, work:
         nonlocal batch_bytes
         if not batch:
             return
-        arrays = tok.encode_batch([d.text for _, d in batch])
+        try:
+            arrays = tok.encode_batch([d.text for _, d in batch])
+        except Exception as e:  # tokenizers raises plain Exceptions
+            first = batch[0][1]
+            raise BuildError(f"tokenizer failed on a batch starting at {first.source.path}:"
+                             f"{first.linenum + 1}: {e}") from e
         for (w, d), ids in zip(batch, arrays, strict=True):
             line = json.dumps({"path": d.source.rel, "linenum": d.linenum, "metadata": d.metadata}) + "\n"
             writers[w].add(ids, line.encode("ascii"))

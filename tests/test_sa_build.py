@@ -15,7 +15,7 @@ from native.errors import EngineIOError, IndexFormatError, InvalidQueryError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _peer() -> Callable[..., None]:
+def peer_builder() -> Callable[..., None]:
     spec = importlib.util.spec_from_file_location("_sa_test_peer", REPO / "bench" / "peer.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
@@ -79,7 +79,7 @@ def test_random_corpora_match_brute_force_in_memory_and_in_parts(work: Path, wid
 
 @pytest.mark.parametrize("width", [1, 2, 4])
 def test_table_is_byte_identical_to_infini_gram(work: Path, width: int) -> None:
-    peer = _peer()
+    peer = peer_builder()
     rng = random.Random(100 + width)
     for trial in range(6):
         toks = random_tokens(rng, width, rng.randint(50, 2000))
