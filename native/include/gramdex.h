@@ -149,6 +149,8 @@ void gd_free(void *p);
 /* ranks receives gd_num_shards() ranges; *cnt their total. n == 0 matches every position. */
 gd_status gd_find(const gd_engine *engine, const uint32_t *ids, size_t n, gd_range *ranges,
                   uint64_t *cnt, gd_error *err);
+/* The count of ids, or minus a gd_status on failure (call gd_find for the message). */
+int64_t gd_count(const gd_engine *engine, const uint32_t *ids, size_t n);
 /* counts[i] = count of query i, which is ids[starts[i] .. starts[i] + lens[i]). */
 gd_status gd_count_batch(const gd_engine *engine, const uint32_t *ids, const size_t *starts,
                          const size_t *lens, size_t n_queries, uint64_t *counts,

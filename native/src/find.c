@@ -23,17 +23,6 @@ void gd_query_release(gd_query *q) {
     q->bytes = q->inline_buf;
 }
 
-/* Sign of (suffix at ptr, truncated to qlen bytes) - q, comparing from byte `skip` on. */
-static inline int cmp_at(const gd_shard *s, uint64_t ptr, const uint8_t *q, size_t qlen, size_t skip) {
-    uint64_t avail = s->ds.size - ptr;
-    size_t n = avail < qlen ? (size_t)avail : qlen;
-    if (skip < n) {
-        int c = memcmp(s->ds.data + ptr + skip, q + skip, n - skip);
-        if (c) return c;
-    }
-    return avail < qlen ? -1 : 0;
-}
-
 gd_status gd_find_in(const gd_engine *e, const gd_shard *s, const uint8_t *q, size_t qlen, size_t known,
                      gd_range *r, gd_error *err) {
     uint64_t lo = r->lo, hi = r->hi, ptr = 0;
@@ -42,7 +31,7 @@ gd_status gd_find_in(const gd_engine *e, const gd_shard *s, const uint8_t *q, si
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         if ((st = gd_sa_ptr(e, s, mid, &ptr, err))) return st;
-        int c = cmp_at(s, ptr, q, qlen, known);
+        int c = gd_cmp_at(s, ptr, q, qlen, known);
         if (c < 0) {
             lo = mid + 1;
         } else if (c > 0) {
@@ -52,13 +41,13 @@ gd_status gd_find_in(const gd_engine *e, const gd_shard *s, const uint8_t *q, si
             while (a < b) {
                 uint64_t m = a + (b - a) / 2;
                 if ((st = gd_sa_ptr(e, s, m, &ptr, err))) return st;
-                if (cmp_at(s, ptr, q, qlen, known) < 0) a = m + 1; else b = m;
+                if (gd_cmp_at(s, ptr, q, qlen, known) < 0) a = m + 1; else b = m;
             }
             uint64_t c2 = mid + 1, d = hi; /* first non-match in (mid, hi] */
             while (c2 < d) {
                 uint64_t m = c2 + (d - c2) / 2;
                 if ((st = gd_sa_ptr(e, s, m, &ptr, err))) return st;
-                if (cmp_at(s, ptr, q, qlen, known) <= 0) c2 = m + 1; else d = m;
+                if (gd_cmp_at(s, ptr, q, qlen, known) <= 0) c2 = m + 1; else d = m;
             }
             r->lo = a;
             r->hi = c2;
@@ -69,6 +58,35 @@ gd_status gd_find_in(const gd_engine *e, const gd_shard *s, const uint8_t *q, si
     return GD_OK;
 }
 
+/* First rank in [from, to] whose suffix compares >= 0 (strict: > 0) with q; `to` if none before it. */
+static gd_status bound(const gd_engine *e, const gd_shard *s, const uint8_t *q, size_t qlen, uint64_t from,
+                       uint64_t to, int strict, uint64_t *out, gd_error *err) {
+    uint64_t ptr = 0;
+    while (from < to) {
+        uint64_t m = from + (to - from) / 2;
+        gd_status st = gd_sa_ptr(e, s, m, &ptr, err);
+        if (st) return st;
+        int c = gd_cmp_at(s, ptr, q, qlen, 0);
+        if (strict ? c <= 0 : c < 0) from = m + 1; else to = m;
+    }
+    *out = from;
+    return GD_OK;
+}
+
+static gd_status find_whole(const gd_engine *e, const gd_shard *s, const uint8_t *q, size_t qlen, gd_range *r,
+                            gd_error *err) {
+    if (!s->sample.keys) {
+        r->lo = 0;
+        r->hi = s->tok_cnt;
+        return gd_find_in(e, s, q, qlen, 0, r, err);
+    }
+    uint64_t lf, lt, hf, ht;
+    gd_sample_bracket(e, s, q, qlen, &lf, &lt, &hf, &ht);
+    gd_status st = bound(e, s, q, qlen, lf, lt, 0, &r->lo, err);
+    if (!st) st = bound(e, s, q, qlen, hf > r->lo ? hf : r->lo, ht, 1, &r->hi, err);
+    return st;
+}
+
 gd_status gd_find_bytes(const gd_engine *e, const uint8_t *q, size_t qlen, gd_range *ranges, uint64_t *cnt,
                         gd_error *err) {
     uint64_t total = 0;
@@ -76,13 +94,22 @@ gd_status gd_find_bytes(const gd_engine *e, const uint8_t *q, size_t qlen, gd_ra
         ranges[i].lo = 0;
         ranges[i].hi = e->shards[i].tok_cnt;
         if (qlen) {
-            gd_status st = gd_find_in(e, &e->shards[i], q, qlen, 0, &ranges[i], err);
+            gd_status st = find_whole(e, &e->shards[i], q, qlen, &ranges[i], err);
             if (st) return st;
         }
         total += ranges[i].hi - ranges[i].lo;
     }
     *cnt = total;
     return GD_OK;
+}
+
+int64_t gd_count(const gd_engine *e, const uint32_t *ids, size_t n) {
+    gd_range small[16], *ranges = small;
+    if (e->n_shards > 16 && !(ranges = malloc(e->n_shards * sizeof *ranges))) return -(int64_t)GD_E_NOMEM;
+    uint64_t cnt = 0;
+    gd_status st = gd_find(e, ids, n, ranges, &cnt, NULL);
+    if (ranges != small) free(ranges);
+    return st ? -(int64_t)st : (int64_t)cnt;
 }
 
 gd_status gd_find(const gd_engine *e, const uint32_t *ids, size_t n, gd_range *ranges, uint64_t *cnt,

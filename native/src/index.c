@@ -83,6 +83,7 @@ static void unmap(gd_map *m) {
 }
 
 static void shard_release(gd_shard *s) {
+    gd_sample_release(s);
     unmap(&s->ds);
     unmap(&s->sa);
     unmap(&s->od);
@@ -98,7 +99,8 @@ static uint64_t load_u64(const uint8_t *p) {
     return v;
 }
 
-static gd_status shard_open(gd_shard *s, const char *dir, unsigned long n, unsigned width, gd_error *err) {
+static gd_status shard_open(const gd_engine *e, gd_shard *s, const char *dir, unsigned long n, gd_error *err) {
+    unsigned width = e->width;
     char path[4096];
     gd_status st;
     memset(s, 0, sizeof *s);
@@ -143,7 +145,7 @@ static gd_status shard_open(gd_shard *s, const char *dir, unsigned long n, unsig
         return gd_fail(err, GD_E_FORMAT, "%s: size %llu, expected 8 bytes per document (%llu documents)", path,
                        (unsigned long long)s->om.size, (unsigned long long)s->doc_cnt);
 #undef PATH
-    return GD_OK;
+    return gd_sample_build(e, s, err);
 }
 
 gd_status gd_engine_open(const char *const *dirs, size_t n_dirs, unsigned token_width, uint32_t eos_token_id,
@@ -177,7 +179,7 @@ gd_status gd_engine_open(const char *const *dirs, size_t n_dirs, unsigned token_
             }
             e->shards = grown;
             gd_shard *s = &e->shards[e->n_shards++];
-            st = shard_open(s, dirs[d], n, token_width, err);
+            st = shard_open(e, s, dirs[d], n, err);
             if (st) break;
             s->doc_base = doc_base;
             doc_base += s->doc_cnt;

@@ -13,6 +13,16 @@ typedef struct gd_map {
     uint64_t size;
 } gd_map;
 
+/* Every 2^shift-th suffix's first 8 bytes as a big-endian integer (integer order = byte order):
+ * a compact, cache-friendly first level for whole-array searches. */
+typedef struct gd_sample {
+    uint64_t *keys;
+    uint64_t n;
+    unsigned shift;
+    uint64_t short_ix[8]; /* samples whose suffix is shorter than 8 bytes (end of the shard) */
+    unsigned n_short;
+} gd_sample;
+
 typedef struct gd_shard {
     gd_map ds;        /* tokenized.N */
     gd_map sa;        /* table.N */
@@ -23,6 +33,7 @@ typedef struct gd_shard {
     uint64_t doc_cnt;
     uint64_t doc_base; /* global index of this shard's first document */
     unsigned ptr_size;
+    gd_sample sample;
     unsigned long number; /* N of the file names */
     char *dir;
 } gd_shard;
@@ -74,6 +85,17 @@ static inline uint32_t gd_token_at(const gd_engine *e, const gd_shard *s, uint64
 /* The separator token (all 0xFF bytes) as an integer. */
 static inline uint32_t gd_sep(const gd_engine *e) { return (uint32_t)e->max_token; }
 
+/* Sign of (suffix at ptr, truncated to qlen bytes) - q, comparing from byte `skip` on. */
+static inline int gd_cmp_at(const gd_shard *s, uint64_t ptr, const uint8_t *q, size_t qlen, size_t skip) {
+    uint64_t avail = s->ds.size - ptr;
+    size_t n = avail < qlen ? (size_t)avail : qlen;
+    if (skip < n) {
+        int c = memcmp(s->ds.data + ptr + skip, q + skip, n - skip);
+        if (c) return c;
+    }
+    return avail < qlen ? -1 : 0;
+}
+
 /* Query tokens as the little-endian bytes the suffixes are compared with. */
 typedef struct gd_query {
     uint8_t *bytes;
@@ -94,6 +116,13 @@ gd_status gd_find_bytes(const gd_engine *e, const uint8_t *q, size_t qlen, gd_ra
 
 /* Length in tokens of the longest suffix of the n-token query q that occurs in the corpus. */
 gd_status gd_longest_suffix(const gd_engine *e, const gd_query *q, size_t n, size_t *out, gd_error *err);
+
+gd_status gd_sample_build(const gd_engine *e, gd_shard *s, gd_error *err);
+void gd_sample_release(gd_shard *s);
+/* Windows of ranks holding the lower bound [*lo_from, *lo_to] and the upper bound [*hi_from, *hi_to]
+ * of q's range in the whole suffix array. */
+void gd_sample_bracket(const gd_engine *e, const gd_shard *s, const uint8_t *q, size_t qlen, uint64_t *lo_from,
+                       uint64_t *lo_to, uint64_t *hi_from, uint64_t *hi_to);
 
 gd_status gd_check_ids(const gd_engine *e, const uint32_t *ids, size_t n, const char *what, gd_error *err);
 int gd_past_deadline(uint64_t deadline_ns);
