@@ -154,18 +154,27 @@ static gd_status compact_keys(uint32_t *keys, uint32_t n, uint32_t *scratch, uin
 
 /* ---------------------------------------------------------------- SA-IS */
 
+enum { PF = 32 }; /* prefetch distance of the random-access scans */
+
 #define TYPE_S(t, i) (((t)[(i) >> 3] >> ((i) & 7)) & 1u)
 
-static int is_lms(const uint8_t *t, uint32_t i)
+static inline int is_lms(const uint8_t *t, uint32_t i)
 {
     return i > 0 && TYPE_S(t, i) && !TYPE_S(t, i - 1);
 }
 
-static void buckets(const uint32_t *s, uint32_t n, uint32_t *bkt, uint32_t K, int end)
+/* Bucket starts (end = 0) or ends (end = 1) per symbol. With cnt (symbol counts, computed once per
+ * level when the alphabet is small enough to keep them) this costs O(K) instead of a pass over s. */
+static void buckets(const uint32_t *s, uint32_t n, const uint32_t *cnt, uint32_t *bkt, uint32_t K,
+                    int end)
 {
-    memset(bkt, 0, (size_t)K * sizeof *bkt);
-    for (uint32_t i = 0; i < n; i++)
-        bkt[s[i]]++;
+    if (cnt) {
+        memcpy(bkt, cnt, (size_t)K * sizeof *bkt);
+    } else {
+        memset(bkt, 0, (size_t)K * sizeof *bkt);
+        for (uint32_t i = 0; i < n; i++)
+            bkt[s[i]]++;
+    }
     uint32_t sum = 0;
     for (uint32_t c = 0; c < K; c++) {
         sum += bkt[c];
@@ -174,12 +183,11 @@ static void buckets(const uint32_t *s, uint32_t n, uint32_t *bkt, uint32_t K, in
 }
 
 static void induce(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, const uint8_t *t,
-                   uint32_t *bkt)
+                   const uint32_t *cnt, uint32_t *bkt)
 {
     /* The scans read s and t at random places: prefetching a few entries ahead hides most of
      * the cache misses (an entry ahead may still change; a stale prefetch is only a hint). */
-    enum { PF = 32 };
-    buckets(s, n, bkt, K, 0);
+    buckets(s, n, cnt, bkt, K, 0);
     for (uint32_t i = 0; i < n; i++) {
         if (i + PF < n) {
             uint32_t q = SA[i + PF];
@@ -192,7 +200,7 @@ static void induce(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, cons
         if (j != SA_EMPTY && j > 0 && !TYPE_S(t, j - 1))
             SA[bkt[s[j - 1]]++] = j - 1;
     }
-    buckets(s, n, bkt, K, 1);
+    buckets(s, n, cnt, bkt, K, 1);
     for (uint32_t i = n; i-- > 0;) {
         if (i >= PF) {
             uint32_t q = SA[i - PF];
@@ -205,6 +213,19 @@ static void induce(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, cons
         if (j != SA_EMPTY && j > 0 && TYPE_S(t, j - 1))
             SA[--bkt[s[j - 1]]] = j - 1;
     }
+}
+
+/* Symbol counts, kept only for alphabets much smaller than the text (memory); NULL otherwise or
+ * when allocation fails, and then buckets() counts again each time. */
+static uint32_t *count_symbols(const uint32_t *s, uint32_t n, uint32_t K)
+{
+    if ((uint64_t)K * 8 > n)
+        return NULL;
+    uint32_t *cnt = calloc(K, sizeof *cnt);
+    if (cnt)
+        for (uint32_t i = 0; i < n; i++)
+            cnt[s[i]]++;
+    return cnt;
 }
 
 /* SA of s[0..n): symbols in [0, K), s[n-1] == 0 is the unique smallest symbol. */
@@ -221,29 +242,37 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
         free(bkt);
         return sa_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
     }
+    uint32_t *cnt = count_symbols(s, n, K);
     t[(n - 1) >> 3] |= (uint8_t)(1u << ((n - 1) & 7));
     for (uint32_t i = n - 1; i-- > 0;) {
         if (s[i] < s[i + 1] || (s[i] == s[i + 1] && TYPE_S(t, i + 1)))
             t[i >> 3] |= (uint8_t)(1u << (i & 7));
     }
     /* stage 1: sort the LMS substrings by induction */
-    buckets(s, n, bkt, K, 1);
+    buckets(s, n, cnt, bkt, K, 1);
     for (uint32_t i = 0; i < n; i++)
         SA[i] = SA_EMPTY;
     for (uint32_t i = 1; i < n; i++)
         if (is_lms(t, i))
             SA[--bkt[s[i]]] = i;
-    induce(s, SA, n, K, t, bkt);
+    induce(s, SA, n, K, t, cnt, bkt);
 
     uint32_t n1 = 0;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + PF < n)
+            __builtin_prefetch(&t[SA[i + PF] >> 3]);
         if (is_lms(t, SA[i]))
             SA[n1++] = SA[i];
+    }
     for (uint32_t i = n1; i < n; i++)
         SA[i] = SA_EMPTY;
     /* name them: equal LMS substrings get equal names */
     uint32_t name = 0, prev = SA_EMPTY;
     for (uint32_t i = 0; i < n1; i++) {
+        if (i + PF < n1) {
+            __builtin_prefetch(&s[SA[i + PF]]);
+            __builtin_prefetch(&t[SA[i + PF] >> 3]);
+        }
         uint32_t pos = SA[i];
         int diff = prev == SA_EMPTY;
         for (uint32_t d = 0; !diff; d++) {
@@ -263,7 +292,8 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
             SA[--j] = SA[i];
     uint32_t *s1 = SA + n - n1, *SA1 = SA;
     free(bkt);
-    bkt = NULL;
+    free(cnt);
+    bkt = cnt = NULL;
 
     /* stage 2: the reduced problem */
     if (name < n1) {
@@ -283,20 +313,27 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
         free(t);
         return sa_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
     }
+    cnt = count_symbols(s, n, K);
     for (uint32_t i = 1, j = 0; i < n; i++)
         if (is_lms(t, i))
             s1[j++] = i;
-    for (uint32_t i = 0; i < n1; i++)
+    for (uint32_t i = 0; i < n1; i++) {
+        if (i + PF < n1)
+            __builtin_prefetch(&s1[SA1[i + PF]]);
         SA1[i] = s1[SA1[i]];
+    }
     for (uint32_t i = n1; i < n; i++)
         SA[i] = SA_EMPTY;
-    buckets(s, n, bkt, K, 1);
+    buckets(s, n, cnt, bkt, K, 1);
     for (uint32_t i = n1; i-- > 0;) {
+        if (i >= PF)
+            __builtin_prefetch(&s[SA[i - PF]]);
         uint32_t j = SA[i];
         SA[i] = SA_EMPTY;
         SA[--bkt[s[j]]] = j;
     }
-    induce(s, SA, n, K, t, bkt);
+    induce(s, SA, n, K, t, cnt, bkt);
+    free(cnt);
     free(bkt);
     free(t);
     return GD_OK;
