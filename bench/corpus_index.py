@@ -40,7 +40,7 @@ def tokenize_corpus(out: Path, tok: tokenizers.Tokenizer, limit_files: int | Non
                 lines = f.readlines()
             rows = [json.loads(line) for line in lines]
             encs = tok.encode_batch([r.pop("text") for r in rows], add_special_tokens=False)
-            for linenum, (row, enc) in enumerate(zip(rows, encs)):
+            for linenum, (row, enc) in enumerate(zip(rows, encs, strict=True)):
                 body = np.asarray(enc.ids, dtype="<u2").tobytes()
                 foff.write(np.uint64(pos).tobytes())
                 ftok.write(sep + body)

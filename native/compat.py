@@ -7,6 +7,7 @@ only tune infini-gram's internals (prefetch depths, load_to_ram, ...) are accept
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,9 +60,24 @@ class InfiniGramEngine:
         if not (type(eos_token_id) is int and 0 <= eos_token_id < vocab_size):
             raise ValueError("eos_token_id must be an integer in [0, vocab_size)")
         dirs = [index_dir] if isinstance(index_dir, str) else list(index_dir)
-        self.engine = Engine(dirs, token_width=_DTYPE_WIDTH[token_dtype], eos_token_id=eos_token_id,
-                             vocab_size=vocab_size)
+        reused = {id(e): e for d, e in (prev_shards_by_index_dir or {}).items() if d in dirs}
+        if len(reused) == 1 and [str(d) for d in next(iter(reused.values())).index_dirs] == dirs:
+            self.engine = next(iter(reused.values()))
+        else:
+            self.engine = Engine(dirs, token_width=_DTYPE_WIDTH[token_dtype], eos_token_id=eos_token_id,
+                                 vocab_size=vocab_size)
         self.token_id_max = 2 ** (8 * _DTYPE_WIDTH[token_dtype]) - 1
+        self._bow_ids: set[int] = set()
+        if bow_ids_path is not None:
+            with open(bow_ids_path, encoding="utf-8") as f:
+                self._bow_ids = {int(line) for line in f if line.strip()}
+        self._logprobs: dict[int, float] = {}
+        if precompute_unigram_logprobs:
+            totals: dict[int, int] = {}
+            for s in range(self.engine.num_shards):
+                for tok, cnt in self.engine.unigram_counts(s).items():
+                    totals[tok] = totals.get(tok, 0) + cnt
+            self._logprobs = {t: math.log(c) - math.log(self.engine.tok_cnt) for t, c in totals.items() if c}
         self.max_support, self.max_clause_freq, self.max_diff_tokens = max_support, max_clause_freq, max_diff_tokens
         self.maxnum, self.max_disp_len = maxnum, max_disp_len
 
@@ -127,8 +143,9 @@ class InfiniGramEngine:
         return r if "error" in r else {"count": r["cnt"], "approx": r["approx"]}
 
     def _prob_args_error(self, prompt_ids: Any, cont_id: Any) -> Result | None:
+        # infini-gram accepts an empty prompt here but words the error as "non-empty"
         if not self.check_query_ids(prompt_ids, allow_empty=True):
-            return self._ids_error("prompt_ids")
+            return self._ids_error("prompt_ids", non_empty=True)
         if not (type(cont_id) is int and 0 <= cont_id <= self.token_id_max):
             return {"error": f"cont_id must be an integer in range [0, {self.token_id_max}]"}
         return None
@@ -222,10 +239,15 @@ class InfiniGramEngine:
         error = error or self._shard_error(s)
         if error:
             return error
+        error = self._ptr_error(s, ptr)
+        return error or _doc_dict(self.engine.get_doc_by_ptr(s, ptr, max_disp_len))
+
+    def _ptr_error(self, s: int, ptr: Any) -> Result | None:
+        # infini-gram 2.6.0 requires even pointers whatever the token width; a drop-in keeps that
         ds_size = self.engine.shards[s].ds_size
-        if not (type(ptr) is int and 0 <= ptr < ds_size and ptr % self.engine.token_width == 0):
+        if not (type(ptr) is int and 0 <= ptr < ds_size and ptr % 2 == 0 and ptr % self.engine.token_width == 0):
             return {"error": f"ptr must be an even integer in range [0, {ds_size})"}
-        return _doc_dict(self.engine.get_doc_by_ptr(s, ptr, max_disp_len))
+        return None
 
     def get_docs_by_ptrs(self, list_of_s_and_ptr: list[tuple[int, int]],
                          max_disp_len: int | None = None) -> Result | list[Result]:
@@ -243,6 +265,103 @@ class InfiniGramEngine:
     def get_docs_by_ixs(self, list_of_doc_ix: list[int], max_disp_len: int | None = None) -> Result | list[Result]:
         docs = [self.get_doc_by_ix(ix, max_disp_len) for ix in list_of_doc_ix]
         return next((d for d in docs if "error" in d), docs)
+
+    def _ctx_error(self, needle_len: Any, max_ctx_len: Any) -> Result | None:
+        if not _nonneg_int(needle_len):
+            return {"error": "needle_len must be a non-negative integer"}
+        if not _nonneg_int(max_ctx_len):
+            return {"error": "max_ctx_len must be a non-negative integer"}
+        return None
+
+    def get_doc_by_ptr_2(self, s: int, ptr: int, needle_len: int, max_ctx_len: int) -> Result:
+        error = self._ctx_error(needle_len, max_ctx_len) or self._shard_error(s)
+        error = error or self._ptr_error(s, ptr)
+        return error or _doc_dict(self.engine.get_doc_context(s, ptr, needle_len, max_ctx_len))
+
+    def get_docs_by_ptrs_2(self, requests: list[tuple[int, int, int, int]]) -> Result | list[Result]:
+        docs = [self.get_doc_by_ptr_2(*r) for r in requests]
+        return next((d for d in docs if "error" in d), docs)
+
+    def get_doc_by_rank_2(self, s: int, rank: int, needle_len: int, max_ctx_len: int) -> Result:
+        error = self._ctx_error(needle_len, max_ctx_len) or self._shard_error(s)
+        if error:
+            return error
+        tok_cnt = self.engine.shards[s].tok_cnt
+        if not (type(rank) is int and 0 <= rank < tok_cnt):
+            return {"error": f"ptr must be an integer in range [0, {tok_cnt})"}
+        ptr = self.engine.rank_to_ptr(s, rank)
+        return _doc_dict(self.engine.get_doc_context(s, ptr, needle_len, max_ctx_len))
+
+    def get_docs_by_ranks_2(self, requests: list[tuple[int, int, int, int]]) -> Result | list[Result]:
+        docs = [self.get_doc_by_rank_2(*r) for r in requests]
+        return next((d for d in docs if "error" in d), docs)
+
+    def get_doc_by_ix_2(self, doc_ix: int, max_ctx_len: int) -> Result:
+        if not _nonneg_int(max_ctx_len):
+            return {"error": "max_ctx_len must be a non-negative integer"}
+        if not (type(doc_ix) is int and 0 <= doc_ix < self.engine.doc_cnt):
+            return {"error": f"doc_ix must be an integer in range [0, {self.engine.doc_cnt})"}
+        if max_ctx_len == 0:
+            doc = self.engine.get_doc_by_ix(doc_ix, 1)
+            return {**_doc_dict(doc), "disp_len": 0, "token_ids": []}
+        return _doc_dict(self.engine.get_doc_by_ix(doc_ix, max_ctx_len))
+
+    def get_docs_by_ixs_2(self, requests: list[tuple[int, int]]) -> Result | list[Result]:
+        docs = [self.get_doc_by_ix_2(*r) for r in requests]
+        return next((d for d in docs if "error" in d), docs)
+
+    def compute_unigram_counts(self, s: int) -> dict[int, int]:
+        """Count of every id below vocab_size, plus the separator's, in shard s."""
+        counts = self.engine.unigram_counts(s)
+        sep = self.token_id_max
+        return {**{i: counts.get(i, 0) for i in range(self.engine.vocab_size)}, sep: counts.get(sep, 0)}
+
+    def get_new_shards_by_index_dir(self) -> dict[str, Engine]:
+        """The mapped index, to pass as prev_shards_by_index_dir so a new engine reuses it."""
+        return {str(d): self.engine for d in self.engine.index_dirs}
+
+    def attribute(self, input_ids: list[int], delim_ids: Iterable[int], min_len: int, max_cnt: int,
+                  enforce_bow: bool) -> Result:
+        """Spans of input_ids found verbatim: each start's longest match, cut after the first delimiter
+        and (with enforce_bow) starting and ending at word boundaries; kept when it reaches further
+        right than the previous kept span, is at least min_len long and occurs at most max_cnt times."""
+        if not self.check_query_ids(input_ids, allow_empty=True):
+            return self._ids_error("input_ids")
+        delim_ids = list(delim_ids) if not isinstance(delim_ids, list) else delim_ids
+        if not self.check_query_ids(delim_ids, allow_empty=True):
+            return self._ids_error("delim_ids")
+        if not _nonneg_int(min_len):
+            return {"error": "min_len must be a non-negative integer"}
+        if not _pos_int(max_cnt):
+            return {"error": "max_cnt must be a positive integer"}
+        if type(enforce_bow) is not bool:
+            return {"error": "enforce_bow must be a boolean"}
+        delims, n = set(delim_ids), len(input_ids)
+        longest = {sp.start: sp.end for sp in self.engine.attribute(input_ids, 1, 0, maximal=False)}
+        spans, last_r = [], 0
+        for left in range(n):
+            right = longest.get(left, left)
+            cut = next((i + 1 for i in range(left, right) if input_ids[i] in delims), right)
+            if enforce_bow:
+                if input_ids[left] not in self._bow_ids:
+                    continue
+                while cut > left and cut < n and input_ids[cut] not in self._bow_ids:
+                    cut -= 1
+            if cut <= last_r or cut - left < min_len or cut == left:
+                continue
+            found = self.engine.find(input_ids[left:cut])
+            if found.cnt > max_cnt:
+                continue
+            last_r = cut
+            docs = [{"s": s, "ptr": self.engine.rank_to_ptr(s, rank)}
+                    for s, (lo, hi) in enumerate(found.segment_by_shard) for rank in range(lo, hi)]
+            spans.append({"l": left, "r": cut, "length": cut - left, "count": found.cnt,
+                          "unigram_logprob_sum": sum(self._unigram_logprob(t) for t in input_ids[left:cut]),
+                          "docs": docs})
+        return {"spans": spans}
+
+    def _unigram_logprob(self, token: int) -> float:
+        return self._logprobs.get(token, -10000.0)
 
     def get_total_doc_cnt(self) -> int:
         return self.engine.doc_cnt

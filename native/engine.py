@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from native._gramdex import ffi, lib
 from native.errors import (
     DeadlineExceededError,
@@ -63,7 +65,7 @@ def _deadline(timeout_ms: float | None) -> int:
 
 def _ids(ids: Sequence[int], what: str) -> Any:
     try:
-        return ffi.new("uint32_t[]", list(ids))
+        return ffi.new("uint32_t[]", ids if isinstance(ids, (list, tuple)) else list(ids))
     except (OverflowError, TypeError) as exc:
         raise InvalidQueryError(f"{what} must be a list of non-negative integers below 2^32: {exc}") from None
 
@@ -71,6 +73,12 @@ def _ids(ids: Sequence[int], what: str) -> Any:
 def _positive(value: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value >= 2**63:
         raise InvalidQueryError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def _nonneg(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 2**63:
+        raise InvalidQueryError(f"{what} must be a non-negative integer, not {value!r}")
     return value
 
 
@@ -98,6 +106,14 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     return manifest
 
 
+def _shard_texts(directory: Path) -> list[Path]:
+    """tokenized.0, tokenized.1, ... up to the first gap, as the C core opens them."""
+    paths = []
+    while (directory / f"tokenized.{len(paths)}").exists():
+        paths.append(directory / f"tokenized.{len(paths)}")
+    return paths
+
+
 class Engine:
     """n-gram queries over one or more index directories (each with shards 0, 1, ...)."""
 
@@ -112,7 +128,7 @@ class Engine:
         self.token_width = int(token_width or first.get("token_width", 2))
         self.eos_token_id = int(eos_token_id if eos_token_id is not None else first.get("eos_token_id", 0))
         self.vocab_size = int(vocab_size or first.get("vocab_size", 2 ** (8 * self.token_width) - 1))
-        for d, m in zip(dirs, manifests):
+        for d, m in zip(dirs, manifests, strict=True):
             if m and int(m.get("token_width", self.token_width)) != self.token_width:
                 raise IndexFormatError(f"{d / MANIFEST}: token width {m['token_width']} differs from "
                                        f"{self.token_width}")
@@ -129,6 +145,8 @@ class Engine:
         self.doc_cnt = sum(s.doc_cnt for s in self.shards)
         self.max_token_id = 2 ** (8 * self.token_width) - 1
         self._doc_base = [sum(s.doc_cnt for s in self.shards[:i]) for i in range(self.num_shards)]
+        self.index_dirs = dirs
+        self._shard_paths = [path for d in dirs for path in _shard_texts(d)]
 
     def close(self) -> None:
         """Unmap the index now instead of at garbage collection."""
@@ -148,6 +166,7 @@ class Engine:
         return self._engine
 
     def shard_info(self, s: int) -> ShardInfo:
+        _nonneg(s, "shard")
         info = ffi.new("gd_shard_info *")
         err = ffi.new("gd_error *")
         _raise(lib.gd_shard_info_get(self._handle(), s, info, err), err)
@@ -166,11 +185,8 @@ class Engine:
 
     def count(self, ids: Sequence[int]) -> int:
         q = _ids(ids, "ids")
-        ranges = ffi.new("gd_range[]", self.num_shards)
-        cnt = ffi.new("uint64_t *")
-        err = ffi.new("gd_error *")
-        _raise(lib.gd_find(self._handle(), q, len(q), ranges, cnt, err), err)
-        return int(cnt[0])
+        cnt = lib.gd_count(self._handle(), q, len(q))
+        return cnt if cnt >= 0 else self.find(ids).cnt  # find raises the error with its message
 
     def count_many(self, queries: Sequence[Sequence[int]], timeout_ms: float | None = None) -> list[int]:
         flat: list[int] = []
@@ -293,28 +309,47 @@ class Engine:
 
     def get_doc_by_ptr(self, s: int, ptr: int, max_disp_len: int = 1000) -> Document:
         _positive(max_disp_len, "max_disp_len")
-        if not isinstance(ptr, int) or ptr < 0 or not isinstance(s, int) or s < 0:
-            raise InvalidQueryError("shard and ptr must be non-negative integers")
+        _nonneg(s, "shard")
+        _nonneg(ptr, "ptr")
         doc = ffi.new("gd_doc *")
         err = ffi.new("gd_error *")
         _raise(lib.gd_doc_by_ptr(self._handle(), s, ptr, max_disp_len, doc, err), err)
         return self._doc(doc)
 
     def rank_to_ptr(self, s: int, rank: int) -> int:
-        if not isinstance(rank, int) or rank < 0 or not isinstance(s, int) or s < 0:
-            raise InvalidQueryError("shard and rank must be non-negative integers")
+        _nonneg(s, "shard")
+        _nonneg(rank, "rank")
         ptr = ffi.new("uint64_t *")
         err = ffi.new("gd_error *")
         _raise(lib.gd_rank_to_ptr(self._handle(), s, rank, ptr, err), err)
         return int(ptr[0])
+
+    def get_doc_context(self, s: int, ptr: int, needle_len: int, max_ctx_len: int) -> Document:
+        """The needle at ptr (needle_len tokens) with up to max_ctx_len tokens on each side."""
+        for name, value in (("shard", s), ("ptr", ptr), ("needle_len", needle_len), ("max_ctx_len", max_ctx_len)):
+            _nonneg(value, name)
+        doc = ffi.new("gd_doc *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_doc_window(self._handle(), s, ptr, max_ctx_len, needle_len + max_ctx_len, doc, err), err)
+        return self._doc(doc)
+
+    def unigram_counts(self, s: int) -> dict[int, int]:
+        """Occurrences of every token id in shard s (the separator included), by one pass over its text."""
+        self.shard_info(s)
+        dtype = {1: "<u1", 2: "<u2", 4: "<u4"}[self.token_width]
+        tokens = np.memmap(self._shard_paths[s], dtype=dtype, mode="r")
+        if self.token_width <= 2:
+            counts = np.bincount(tokens, minlength=self.max_token_id + 1)
+            return {int(i): int(counts[i]) for i in np.flatnonzero(counts)}
+        ids, counts = np.unique(tokens, return_counts=True)
+        return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
 
     def get_doc_by_rank(self, s: int, rank: int, max_disp_len: int = 1000) -> Document:
         return self.get_doc_by_ptr(s, self.rank_to_ptr(s, rank), max_disp_len)
 
     def get_doc_by_ix(self, doc_ix: int, max_disp_len: int = 1000) -> Document:
         _positive(max_disp_len, "max_disp_len")
-        if not isinstance(doc_ix, int) or doc_ix < 0:
-            raise InvalidQueryError(f"doc_ix must be a non-negative integer, not {doc_ix!r}")
+        _nonneg(doc_ix, "doc_ix")
         doc = ffi.new("gd_doc *")
         err = ffi.new("gd_error *")
         _raise(lib.gd_doc_by_ix(self._handle(), doc_ix, max_disp_len, doc, err), err)
@@ -362,8 +397,8 @@ class Engine:
 
         With maximal=False: the longest occurring span from every start position.
         """
-        if not isinstance(min_len, int) or min_len < 0 or not isinstance(max_locations, int) or max_locations < 0:
-            raise InvalidQueryError("min_len and max_locations must be non-negative integers")
+        _nonneg(min_len, "min_len")
+        _nonneg(max_locations, "max_locations")
         q = _ids(ids, "ids")
         out = ffi.new("gd_attribution *")
         err = ffi.new("gd_error *")

@@ -187,6 +187,9 @@ gd_status gd_rank_to_ptr(const gd_engine *engine, size_t shard, uint64_t rank, u
 /* Window of up to max_disp_len tokens around ptr (half before, half after), clipped to the doc. */
 gd_status gd_doc_by_ptr(const gd_engine *engine, size_t shard, uint64_t ptr, uint64_t max_disp_len,
                         gd_doc *out, gd_error *err);
+/* Window of `before` tokens before ptr and `after` tokens from ptr on, clipped to the document. */
+gd_status gd_doc_window(const gd_engine *engine, size_t shard, uint64_t ptr, uint64_t before, uint64_t after,
+                        gd_doc *out, gd_error *err);
 /* The first max_disp_len tokens of global document doc_ix. */
 gd_status gd_doc_by_ix(const gd_engine *engine, uint64_t doc_ix, uint64_t max_disp_len,
                        gd_doc *out, gd_error *err);

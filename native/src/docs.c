@@ -78,6 +78,11 @@ static uint64_t sat_mul(uint64_t a, uint64_t b) { return b && a > UINT64_MAX / b
 
 gd_status gd_doc_by_ptr(const gd_engine *e, size_t shard, uint64_t ptr, uint64_t max_disp_len, gd_doc *out,
                         gd_error *err) {
+    return gd_doc_window(e, shard, ptr, max_disp_len / 2, max_disp_len - max_disp_len / 2, out, err);
+}
+
+gd_status gd_doc_window(const gd_engine *e, size_t shard, uint64_t ptr, uint64_t before_tokens,
+                        uint64_t after_tokens, gd_doc *out, gd_error *err) {
     memset(out, 0, sizeof *out);
     if (shard >= e->n_shards)
         return gd_fail(err, GD_E_INVALID, "shard %zu out of range [0, %zu)", shard, e->n_shards);
@@ -88,7 +93,7 @@ gd_status gd_doc_by_ptr(const gd_engine *e, size_t shard, uint64_t ptr, uint64_t
     uint64_t ix, start, end;
     gd_status st = gd_doc_locate(e, s, ptr, &ix, &start, &end, err);
     if (st) return st;
-    uint64_t before = sat_mul(max_disp_len / 2, e->width), after = sat_mul(max_disp_len - max_disp_len / 2, e->width);
+    uint64_t before = sat_mul(before_tokens, e->width), after = sat_mul(after_tokens, e->width);
     uint64_t from = ptr > before && ptr - before > start ? ptr - before : start;
     uint64_t to = end - ptr > after ? ptr + after : end;
     if (to < from) to = from;

@@ -144,6 +144,9 @@ static gd_status shard_open(const gd_engine *e, gd_shard *s, const char *dir, un
     if (has_om && s->om.size != s->doc_cnt * 8)
         return gd_fail(err, GD_E_FORMAT, "%s: size %llu, expected 8 bytes per document (%llu documents)", path,
                        (unsigned long long)s->om.size, (unsigned long long)s->doc_cnt);
+    if (has_om && (load_u64(s->om.data) != 0 || load_u64(s->om.data + s->om.size - 8) >= s->mt.size))
+        return gd_fail(err, GD_E_FORMAT, "%s/metadata.%lu: size %llu does not cover the offsets in metaoff.%lu "
+                       "(truncated?)", dir, n, (unsigned long long)s->mt.size, n);
 #undef PATH
     return gd_sample_build(e, s, err);
 }
