@@ -92,10 +92,11 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
         raise IndexFormatError(f"{path}: unreadable manifest: {exc}") from None
     if not isinstance(manifest, dict):
         raise IndexFormatError(f"{path}: manifest must be a JSON object")
-    files = manifest.get("files", {})
-    if not isinstance(files, dict):
-        raise IndexFormatError(f"{path}: 'files' must map file names to sizes")
-    for name, size in files.items():
+    shards = manifest.get("shards", [])
+    if not isinstance(shards, list) or not all(isinstance(e, dict) and isinstance(e.get("files", {}), dict)
+                                               for e in shards):
+        raise IndexFormatError(f"{path}: 'shards' must list each shard's files and sizes")
+    for name, size in (item for e in shards for item in e.get("files", {}).items()):
         actual = directory / name
         if not actual.exists():
             raise IndexFormatError(f"{actual}: missing (listed in {MANIFEST})")
