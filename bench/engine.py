@@ -97,6 +97,14 @@ def _ours_infgram_ntd(ours: Engine, q: Any) -> Any:
     return r.suffix_len, ntd_answer(r)
 
 
+def peer_eos_corner(ours: Engine, prompt: list[int]) -> bool:
+    """The known infini-gram miscount: the prompt ends a shard and is also followed by a separator, so its
+    range starts with an end-of-shard match and ends with an end-of-document one; infini-gram maps both
+    to eos and credits the whole range (or a large part of it) to eos."""
+    return ours.count(prompt + [ours.max_token_id]) > 0 and any(
+        _ends_shard(ours, s, prompt) for s in range(ours.num_shards))
+
+
 def ntd_is_exact(ours: Engine, prompt: list[int], counts: dict[int, int]) -> bool:
     """Brute-force check of an exact ntd answer: every continuation count equals a direct count."""
     eos_end = ours.count(prompt + [ours.max_token_id]) + sum(
@@ -147,7 +155,7 @@ def main() -> None:
     print("-" * len(header))
     for kind, qs in queries.items():
         peer_call, our_call = calls[kind]
-        for q in qs[:5]:  # warm both
+        for q in qs:  # warm: both engines touch every page these queries need once
             peer_call(q)
             our_call(q)
         tp, tg, differ, peer_wrong = [], [], 0, 0
@@ -161,10 +169,12 @@ def main() -> None:
             a, b = answers if order[0][1] is tp else answers[::-1]
             if a != b:
                 differ += 1
-                if kind.startswith("ntd") and not b[2] and ntd_is_exact(ours, q, b[1]):
-                    peer_wrong += 1
+                prompt = q if kind.startswith("ntd") else q[len(q) - b[0]:] if kind == "infgram_ntd" else None
+                if prompt is not None and peer_eos_corner(ours, prompt):
+                    ntd = b if kind.startswith("ntd") else b[1]
+                    peer_wrong += ntd[2] or ntd_is_exact(ours, prompt, ntd[1])
         p50p, p99p, p50g, p99g = (pct(tp, 0.5) * 1e3, pct(tp, 0.99) * 1e3, pct(tg, 0.5) * 1e3, pct(tg, 0.99) * 1e3)
-        note = f" ({peer_wrong} verified peer errors)" if peer_wrong else ""
+        note = f" ({peer_wrong} in infini-gram's end-of-shard/eos corner)" if peer_wrong else ""
         print(f"{kind:<22}{len(qs):>5}  {p50p:>12.4f} ms {p99p:>9.4f}  {p50g:>9.4f} ms {p99g:>9.4f}"
               f"  {p50g / p50p:>9.3f} {p99g / p99p:>9.3f}  {differ:>6}{note}")
     print(f"{sum(len(q) for q in queries.values())} queries; times include each engine's Python API call.")

@@ -144,7 +144,7 @@ gd_status gd_count_batch(const gd_engine *e, const uint32_t *ids, const size_t *
     ranges_buf rb;
     gd_status st = ranges_init(e, &rb, err);
     for (size_t i = 0; i < n_queries && st == GD_OK; i++) {
-        if ((i & 63) == 63 && gd_past_deadline(deadline_ns)) st = gd_deadline_error(err);
+        if ((i & 63) == 0 && gd_past_deadline(deadline_ns)) st = gd_deadline_error(err);
         else st = gd_find(e, ids + starts[i], lens[i], rb.r, &counts[i], err);
     }
     ranges_release(&rb);
@@ -260,7 +260,7 @@ gd_status gd_score(const gd_engine *e, const uint32_t *ids, size_t n, gd_token_s
     uint64_t prompt_cnt = 0;
     if ((st = gd_find_bytes(e, q.bytes, 0, cur.r, &prompt_cnt, err))) goto out;
     for (size_t i = 0; i < n; i++) {
-        if ((i & 255) == 255 && gd_past_deadline(deadline_ns)) {
+        if ((i & 255) == 0 && gd_past_deadline(deadline_ns)) {
             st = gd_deadline_error(err);
             goto out;
         }

@@ -87,7 +87,8 @@ static gd_status ntd_bytes(const gd_engine *e, const uint8_t *q, size_t qlen, ui
     if (e->n_shards > 16 && !(ranges = malloc(e->n_shards * sizeof *ranges)))
         return gd_fail(err, GD_E_NOMEM, "out of memory");
     gd_counts counts = {0};
-    gd_status st = gd_find_bytes(e, q, qlen, ranges, &out->prompt_cnt, err);
+    gd_status st = gd_past_deadline(deadline_ns) ? gd_deadline_error(err)
+                                                 : gd_find_bytes(e, q, qlen, ranges, &out->prompt_cnt, err);
     if (st || out->prompt_cnt == 0) goto done;
     uint64_t unit = 1;
     while (out->prompt_cnt > unit * max_support) unit <<= 1;
