@@ -93,6 +93,9 @@ gd_status gd_doc_window(const gd_engine *e, size_t shard, uint64_t ptr, uint64_t
     uint64_t ix, start, end;
     gd_status st = gd_doc_locate(e, s, ptr, &ix, &start, &end, err);
     if (st) return st;
+    if (ptr + e->width < start || ptr >= end) /* only unsorted offsets put ptr outside its document */
+        return gd_fail(err, GD_E_FORMAT, "%s/offset.%lu: offsets are not sorted around byte %llu", s->dir, s->number,
+                       (unsigned long long)ptr);
     uint64_t before = sat_mul(before_tokens, e->width), after = sat_mul(after_tokens, e->width);
     uint64_t from = ptr > before && ptr - before > start ? ptr - before : start;
     uint64_t to = end - ptr > after ? ptr + after : end;
