@@ -1,0 +1,120 @@
+"""The FastAPI application: routers, error handlers, middleware, and the index registry's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import errors
+from service.metrics import MetricsMiddleware
+from service.registry import Registry
+from service.reload import index_configs, reload
+from service.routes import admin, compat, indexes, ops, queries
+from service.settings import Settings, load_settings
+from service.state import ServiceState, state
+
+log = logging.getLogger("gramdex.service")
+API_VERSION = "1.0.0"
+bearer = HTTPBearer(auto_error=False, description="an API key, when the server is configured with keys")
+
+
+async def authorize(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    svc = state(request)
+    guard = svc.guard
+    if guard.keys or guard.anonymous_rate is not None:
+        guard.check(request.headers.get("authorization"), request.client.host if request.client else "")
+
+
+class BodyLimit:
+    """413 before reading a body that says (Content-Length) or turns out (chunked) to be over the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: object) -> None:
+        self.app = app
+        self.max_bytes = max_bytes  # callable returning the current limit (it changes on reload)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit: int = self.max_bytes()  # type: ignore[operator]
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                p = errors.Problem("body-too-large", f"the body is over {limit} bytes")
+                await _send_problem(send, p, scope["path"])
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise StarletteHTTPException(413, f"the body is over {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _send_problem(send: Send, p: errors.Problem, path: str) -> None:
+    import json
+
+    body = json.dumps(p.body(path)).encode()
+    await send({"type": "http.response.start", "status": p.status,
+                "headers": [(b"content-type", errors.PROBLEM_JSON.encode()),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for the given settings; without, the settings this process's environment names (uvicorn workers)."""
+    settings = settings or load_settings()
+    registry = Registry()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(registry.load, index_configs(settings))
+        svc = ServiceState(settings, registry)
+        app.state.service = svc
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # SIGHUP reloads like POST /v1/admin/reload (with several workers uvicorn restarts them instead)
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_quietly(svc)))
+        yield
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
+        svc.pools.shutdown()
+
+    app = FastAPI(title="gramdex", version=API_VERSION, lifespan=lifespan,
+                  description="n-gram, ∞-gram and document queries over suffix-array indexes. Errors are RFC 9457 "
+                              "problem details (application/problem+json) with a stable `type` per error.")
+    errors.install(app)
+    protected = [Depends(authorize)]
+    app.include_router(indexes.router, dependencies=protected)
+    app.include_router(queries.router, dependencies=protected)
+    app.include_router(compat.router, dependencies=protected)
+    app.include_router(admin.router)
+    app.include_router(ops.router)
+    app.add_middleware(BodyLimit, max_bytes=lambda: _limits(app).max_body_bytes)
+    app.add_middleware(MetricsMiddleware, known_index=registry.has)
+    return app
+
+
+def _limits(app: FastAPI):  # noqa: ANN202 - Limits
+    svc = getattr(app.state, "service", None)
+    return svc.limits if svc is not None else Settings().limits
+
+
+async def _reload_quietly(svc: ServiceState) -> None:
+    try:
+        await reload(svc)
+    except errors.Problem as p:
+        log.error("SIGHUP reload failed: %s", p.detail)

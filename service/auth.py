@@ -1,0 +1,88 @@
+"""API keys (`Authorization: Bearer KEY`) and per-key token-bucket rate limits (per worker process)."""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from dataclasses import dataclass
+
+from service.errors import Problem
+from service.settings import ApiKey, Settings
+
+
+@dataclass
+class Bucket:
+    rate: float
+    burst: float
+    tokens: float
+    stamp: float
+
+    def take(self) -> float:
+        """0 when a request may pass, else the seconds until one may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class Guard:
+    """Who may call, and how often. Settings are swapped whole on reload; buckets of kept keys survive."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._buckets: dict[str, Bucket] = {}
+        self.configure(settings)
+
+    def configure(self, settings: Settings) -> None:
+        self.keys: list[ApiKey] = list(settings.api_keys)
+        self.anonymous_rate = settings.anonymous_rate_per_s
+        self.anonymous_burst = settings.anonymous_burst
+        kept = {f"key:{k.name}" for k in self.keys}
+        self._buckets = {n: b for n, b in self._buckets.items() if n in kept or n.startswith("ip:")}
+
+    def _find(self, token: str) -> ApiKey | None:
+        # compare against every key in constant time, so timing does not reveal a key's prefix
+        found = None
+        for k in self.keys:
+            if hmac.compare_digest(k.key.encode(), token.encode()):
+                found = k
+        return found
+
+    @staticmethod
+    def _bearer(authorization: str | None) -> str | None:
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def check(self, authorization: str | None, client: str, *, admin: bool = False) -> None:
+        token = self._bearer(authorization)
+        key = self._find(token) if token else None
+        if admin:
+            if key is None:
+                raise Problem("unauthorized", "an admin API key is required",
+                              headers={"WWW-Authenticate": 'Bearer realm="gramdex"'})
+            if not key.admin:
+                raise Problem("forbidden", "this API key is not an admin key")
+            return
+        if self.keys and key is None:
+            detail = "the API key is not valid" if token else "send Authorization: Bearer <API key>"
+            raise Problem("unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="gramdex"'})
+        if key is not None:
+            if key.rate_per_s is not None:
+                self._limit(f"key:{key.name}", key.rate_per_s, key.burst)
+        elif self.anonymous_rate is not None:
+            self._limit(f"ip:{client}", self.anonymous_rate, self.anonymous_burst)
+
+    def _limit(self, who: str, rate: float, burst: int | None) -> None:
+        size = float(burst if burst is not None else max(1, math.ceil(rate)))
+        bucket = self._buckets.get(who)
+        if bucket is None or bucket.rate != rate or bucket.burst != size:
+            bucket = self._buckets[who] = Bucket(rate, size, size, time.monotonic())
+        wait = bucket.take()
+        if wait > 0:
+            raise Problem("rate-limited", f"over {rate:g} requests per second; retry after the given seconds",
+                          headers={"Retry-After": str(max(1, math.ceil(wait)))})
