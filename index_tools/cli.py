@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from service.cli import add_serve_parser, run_serve
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -111,6 +113,7 @@ COMMANDS: dict[str, tuple[Callable[..., argparse.ArgumentParser], Handler]] = {
     "build": (_add_build, _run_build),
     "verify": (_add_verify, _run_verify),
     "info": (_add_info, _run_info),
+    "serve": (add_serve_parser, run_serve),
 }
 
 
