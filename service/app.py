@@ -30,7 +30,7 @@ bearer = HTTPBearer(auto_error=False, description="an API key, when the server i
 async def authorize(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     svc = state(request)
     guard = svc.guard
-    if guard.keys or guard.anonymous_rate is not None:
+    if guard.keys or guard.anonymous_rate is not None:  # keys may carry rate limits
         guard.check(request.headers.get("authorization"), request.client.host if request.client else "")
 
 

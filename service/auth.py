@@ -38,6 +38,8 @@ class Guard:
 
     def configure(self, settings: Settings) -> None:
         self.keys: list[ApiKey] = list(settings.api_keys)
+        # queries need a key once any client (non-admin) key exists; admin keys alone only guard admin routes
+        self.required = any(not k.admin for k in self.keys)
         self.anonymous_rate = settings.anonymous_rate_per_s
         self.anonymous_burst = settings.anonymous_burst
         kept = {f"key:{k.name}" for k in self.keys}
@@ -68,7 +70,7 @@ class Guard:
             if not key.admin:
                 raise Problem("forbidden", "this API key is not an admin key")
             return
-        if self.keys and key is None:
+        if self.required and key is None:
             detail = "the API key is not valid" if token else "send Authorization: Bearer <API key>"
             raise Problem("unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="gramdex"'})
         if key is not None:

@@ -31,9 +31,10 @@ def demo_path() -> Path:
     return cache_dir() / f"demo-py{sys.version_info[0]}{sys.version_info[1]}-v{DEMO_VERSION}"
 
 
-def stdlib_documents(limit: int = MAX_BYTES) -> Iterator[dict[str, str]]:
+def stdlib_documents(limit: int | None = None) -> Iterator[dict[str, str]]:
     """Standard-library modules (docstrings included) in a fixed order, up to `limit` bytes of text."""
     root = Path(sysconfig.get_paths()["stdlib"])
+    limit = MAX_BYTES if limit is None else limit
     total = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)

@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     concurrency: Concurrency = Field(default_factory=Concurrency)
     api_keys: list[ApiKey] = Field(default_factory=list)
-    # when api_keys is set, requests without a key are refused; anonymous_rate_per_s limits each client
-    # address when it is not
+    # once a non-admin key is configured, queries without a key are refused; anonymous_rate_per_s limits each
+    # client address that sends no key
     anonymous_rate_per_s: float | None = Field(default=None, gt=0)
     anonymous_burst: int | None = Field(default=None, gt=0)
     log_level: str = "warning"

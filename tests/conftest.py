@@ -23,3 +23,6 @@ def make_index(tmp_path_factory: pytest.TempPathFactory) -> IndexMaker:
         return write_index(tmp_path_factory.mktemp("gx"), shards, token_width, **kwargs)
 
     return make
+
+# the HTTP service's fixtures (real indexes, real servers) live beside the tests' other support code
+pytest_plugins = ["service_support.fixtures"]
