@@ -56,6 +56,8 @@ class Problem(Exception):
                                 "detail": self.detail}
         if instance:
             body["instance"] = instance
+            if instance == "/":
+                body["error"] = self.detail  # infini-gram clients look for `error` in the body
         if self.field:
             body["field"] = self.field
         body.update(self.extra)
