@@ -166,3 +166,29 @@ def test_errors_are_typed_and_leave_no_table(work: Path) -> None:
     with pytest.raises(EngineIOError):
         sa.build(work / "odd", work / "no-such-dir" / "out", 1)
     assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("repetitive", [False, True])
+def test_parallel_in_memory_path(work: Path, repetitive: bool) -> None:
+    """Threads sort slices and merge ranges in parallel; very repetitive text falls back to one pass."""
+    rng = random.Random(11)
+    if repetitive:
+        unit = [rng.randrange(0, 500) for _ in range(37)]
+        toks = (unit * 5000)[:150_000]
+        toks[75_000] = 0xFFFF  # one difference in the middle
+    else:
+        words = [[rng.randrange(0, 3000) for _ in range(rng.randint(1, 4))] for _ in range(800)]
+        toks = []
+        while len(toks) < 150_000:
+            toks += [0xFFFF] + [t for _ in range(rng.randint(5, 80)) for t in rng.choice(words)]
+    data = encode(toks, 2)
+    tok = work / "tok"
+    tok.write_bytes(data)
+    sa.build(tok, work / "one", 2, threads=1)
+    for threads in (2, 3):
+        sa.build(tok, work / "par", 2, threads=threads)
+        assert (work / "par").read_bytes() == (work / "one").read_bytes(), threads
+    sa.verify(tok, work / "par", 2)
+    if not repetitive:
+        peer_builder()(tok, work / "peer", 2, cpus=1)
+        assert (work / "peer").read_bytes() == (work / "one").read_bytes()

@@ -37,6 +37,11 @@
 #define PEER_OVERLAP_BYTES 100000u
 #define IO_BUF_ENTRIES (1u << 16)
 #define DIR_CAP 4000
+/* internal: the parallel path met very repetitive text and leaves it to the linear one */
+#define GD_GAVE_UP ((gd_status)100)
+#define LONG_CMP_BYTES 4096
+/* below this many tokens one thread sorts faster than threads that must merge */
+#define PARALLEL_MIN_TOKENS ((uint64_t)1 << 16)
 #define PATH_CAP (DIR_CAP + 64)
 
 static gd_status sa_fail(gd_error *err, gd_status code, const char *fmt, ...)
@@ -543,7 +548,7 @@ static void merge_sort_u64(uint64_t *a, uint64_t *tmp, size_t n, const text_ctx 
 /* In a part's SA (relative indices, base = part start), blocks of neighbours agreeing on their
  * first `overlap` tokens may be misordered by the slice's truncation: re-sort them exactly. */
 static gd_status fix_truncated_runs(const text_ctx *c, uint64_t base, uint32_t *sa, uint64_t m,
-                                    uint64_t overlap, gd_error *err)
+                                    uint64_t overlap, uint64_t *budget, gd_error *err)
 {
     size_t nb = (size_t)overlap * c->width;
     uint64_t i = 0;
@@ -555,6 +560,11 @@ static gd_status fix_truncated_runs(const text_ctx *c, uint64_t base, uint32_t *
             j++;
         if (j > i) {
             size_t len = (size_t)(j - i + 1);
+            if (budget) { /* repetitive text: the caller has a linear fallback */
+                if (*budget < len)
+                    return GD_GAVE_UP;
+                *budget -= len;
+            }
             uint64_t *run = malloc(2 * len * sizeof *run);
             if (!run)
                 return sa_fail(err, GD_E_NOMEM, "out of memory re-sorting %zu suffixes", len);
@@ -605,7 +615,7 @@ static gd_status build_part(part_job *job, uint64_t i, gd_error *err)
             sa[m++] = sa[k];
     text_ctx c = {job->text->data, job->text->size, job->width};
     if (slice_end < job->tok_cnt)
-        st = fix_truncated_runs(&c, start, sa, m, job->overlap, err);
+        st = fix_truncated_runs(&c, start, sa, m, job->overlap, NULL, err);
     char path[PATH_CAP];
     part_path(path, sizeof path, job->dir, i);
     writer w = {0};
@@ -765,6 +775,258 @@ static gd_status merge_parts(const mapped *text, unsigned width, uint64_t tok_cn
     return rc;
 }
 
+/* ---------------------------------------------------------------- parallel, in memory */
+
+/* With several threads and memory for the whole shard: each thread sorts one slice, then each
+ * thread merges one range of output ranks (split at suffixes of part 0) straight into the table. */
+
+typedef struct mem_part {
+    const mapped *text;
+    unsigned width;
+    uint64_t tok_cnt, start, end, overlap;
+    uint32_t *sa; /* relative to start, only suffixes starting in [start, end), in order */
+    uint64_t m;
+    gd_status status;
+    gd_error err;
+} mem_part;
+
+static void *mem_part_worker(void *arg)
+{
+    mem_part *p = arg;
+    uint64_t slice_end = p->end + p->overlap < p->tok_cnt ? p->end + p->overlap : p->tok_cnt;
+    p->status = sort_slice(p->text, p->width, p->start, slice_end, &p->sa, &p->err);
+    if (p->status != GD_OK)
+        return NULL;
+    uint64_t own = p->end - p->start, m = 0;
+    for (uint64_t k = 0; k < slice_end - p->start; k++)
+        if (p->sa[k] < own)
+            p->sa[m++] = p->sa[k];
+    p->m = m;
+    uint32_t *shrunk = realloc(p->sa, (size_t)(m ? m : 1) * sizeof *p->sa);
+    if (shrunk)
+        p->sa = shrunk;
+    text_ctx c = {p->text->data, p->text->size, p->width};
+    if (slice_end < p->tok_cnt)
+    {
+        uint64_t budget = m / 64 + 1024;
+        p->status = fix_truncated_runs(&c, p->start, p->sa, m, p->overlap, &budget, &p->err);
+    }
+    return NULL;
+}
+
+/* First rank in part p whose suffix sorts after suffix x (x never equals one of p's suffixes
+ * unless it is one of them, and then that rank). */
+static uint64_t part_lower_bound(const text_ctx *c, const mem_part *p, uint64_t x)
+{
+    uint64_t lo = 0, hi = p->m;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        uint64_t y = p->start + p->sa[mid];
+        if (y != x && suffix_cmp(c, y, x) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+#define MAX_MEM_PARTS 64
+
+typedef struct merge_range {
+    const text_ctx *c;
+    const mem_part *parts;
+    unsigned k;
+    uint64_t lo[MAX_MEM_PARTS], hi[MAX_MEM_PARTS];
+    uint64_t out_rank;
+    int fd;
+    unsigned ptr_size;
+    const char *path;
+    gd_sa_progress *progress;
+    gd_status status;
+    gd_error err;
+} merge_range;
+
+/* suffix_cmp that counts comparisons reaching past LONG_CMP_BYTES (the cost of repetitive text). */
+static int suffix_cmp_counted(const text_ctx *c, uint64_t a, uint64_t b, uint64_t *long_cmps)
+{
+    uint64_t oa = a * c->width, ob = b * c->width;
+    uint64_t la = c->size - oa, lb = c->size - ob;
+    uint64_t l = la < lb ? la : lb;
+    if (l > LONG_CMP_BYTES) {
+        int r = memcmp(c->data + oa, c->data + ob, LONG_CMP_BYTES);
+        if (r)
+            return r;
+        ++*long_cmps;
+    }
+    return suffix_cmp(c, a, b);
+}
+
+static inline uint64_t range_head(const merge_range *r, const uint64_t *cur, unsigned p)
+{
+    return r->parts[p].start + r->parts[p].sa[cur[p]];
+}
+
+static void *merge_range_worker(void *arg)
+{
+    merge_range *r = arg;
+    const text_ctx *c = r->c;
+    uint64_t cur[MAX_MEM_PARTS], long_cmps = 0, total = 0;
+    unsigned heap[MAX_MEM_PARTS], hn = 0;
+    for (unsigned p = 0; p < r->k; p++) {
+        cur[p] = r->lo[p];
+        total += r->hi[p] - r->lo[p];
+        if (cur[p] < r->hi[p])
+            heap[hn++] = p;
+    }
+    uint64_t long_cmp_limit = total / 256 + 1024;
+    /* insertion into a tiny sorted array: k is the thread count */
+    for (unsigned i = 1; i < hn; i++) {
+        unsigned v = heap[i], j = i;
+        while (j > 0 && suffix_cmp(c, range_head(r, cur, heap[j - 1]), range_head(r, cur, v)) > 0) {
+            heap[j] = heap[j - 1];
+            j--;
+        }
+        heap[j] = v;
+    }
+    size_t cap = (size_t)1 << 20, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) {
+        r->status = sa_fail(&r->err, GD_E_NOMEM, "out of memory merging");
+        return NULL;
+    }
+    uint64_t out = r->out_rank * r->ptr_size;
+    while (hn > 0) {
+        unsigned p = heap[0];
+        uint64_t v = range_head(r, cur, p) * c->width;
+        for (unsigned b = 0; b < r->ptr_size; b++)
+            buf[len++] = (uint8_t)(v >> (8 * b));
+        if (cap - len < 8) {
+            if (pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len) {
+                r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
+                break;
+            }
+            out += len;
+            progress_add(r->progress, len / r->ptr_size);
+            len = 0;
+        }
+        cur[p]++;
+        if (cur[p] + PF < r->hi[p])
+            __builtin_prefetch(c->data + (r->parts[p].start + r->parts[p].sa[cur[p] + PF]) * c->width);
+        if (cur[p] == r->hi[p]) {
+            memmove(heap, heap + 1, (--hn) * sizeof *heap);
+            continue;
+        }
+        if (long_cmps > long_cmp_limit) {
+            r->status = GD_GAVE_UP;
+            break;
+        }
+        /* sift the advanced stream down to its place */
+        unsigned j = 0;
+        uint64_t h = range_head(r, cur, p);
+        while (j + 1 < hn && suffix_cmp_counted(c, range_head(r, cur, heap[j + 1]), h, &long_cmps) < 0) {
+            heap[j] = heap[j + 1];
+            j++;
+        }
+        heap[j] = p;
+    }
+    if (r->status == GD_OK && len && pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len)
+        r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
+    progress_add(r->progress, len / r->ptr_size);
+    free(buf);
+    return NULL;
+}
+
+static gd_status build_parallel(const mapped *text, unsigned w, const gd_sa_plan_info *plan,
+                                unsigned threads, const char *table_path, gd_sa_progress *progress,
+                                gd_error *err)
+{
+    uint64_t n = plan->tok_cnt;
+    unsigned k = threads;
+    mem_part parts[MAX_MEM_PARTS];
+    merge_range ranges[MAX_MEM_PARTS];
+    pthread_t tids[MAX_MEM_PARTS];
+    uint64_t chunk = (n + k - 1) / k;
+    uint64_t overlap = plan->overlap_tokens;
+    gd_status st = GD_OK;
+    memset(parts, 0, sizeof parts);
+    progress_set(progress, GD_SA_PHASE_SORT, 0, k);
+    unsigned started = 0;
+    for (unsigned i = 0; i < k; i++) {
+        parts[i] = (mem_part){.text = text, .width = w, .tok_cnt = n, .start = i * chunk,
+                              .end = (i + 1) * chunk < n ? (i + 1) * chunk : n,
+                              .overlap = overlap, .status = GD_OK};
+    }
+    for (; started < k; started++)
+        if (pthread_create(&tids[started], NULL, mem_part_worker, &parts[started]) != 0)
+            break;
+    for (unsigned i = started; i < k; i++)
+        mem_part_worker(&parts[i]); /* threads unavailable: sort the rest here */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    for (unsigned i = 0; i < k && st == GD_OK; i++)
+        if (parts[i].status != GD_OK) {
+            st = parts[i].status;
+            if (err)
+                *err = parts[i].err;
+        }
+    text_ctx c = {text->data, text->size, w};
+    int fd = -1;
+    if (st == GD_OK) {
+        fd = open(table_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            st = sa_fail(err, GD_E_IO, "cannot create %s: %s", table_path, strerror(errno));
+        else if (ftruncate(fd, (off_t)(n * plan->ptr_size)) != 0)
+            st = sa_fail(err, GD_E_IO, "cannot size %s: %s", table_path, strerror(errno));
+    }
+    if (st == GD_OK) {
+        progress_set(progress, GD_SA_PHASE_MERGE, 0, n);
+        /* output range j starts at the suffix of rank j * m0 / k of part 0 */
+        uint64_t bounds[MAX_MEM_PARTS + 1][MAX_MEM_PARTS];
+        for (unsigned j = 0; j <= k; j++)
+            for (unsigned p = 0; p < k; p++) {
+                if (j == 0)
+                    bounds[j][p] = 0;
+                else if (j == k)
+                    bounds[j][p] = parts[p].m;
+                else {
+                    uint64_t x = parts[0].start + parts[0].sa[j * parts[0].m / k];
+                    bounds[j][p] = part_lower_bound(&c, &parts[p], x);
+                }
+            }
+        uint64_t out_rank = 0;
+        for (unsigned j = 0; j < k; j++) {
+            ranges[j] = (merge_range){.c = &c, .parts = parts, .k = k, .out_rank = out_rank, .fd = fd,
+                                      .ptr_size = plan->ptr_size, .path = table_path,
+                                      .progress = progress, .status = GD_OK};
+            for (unsigned p = 0; p < k; p++) {
+                ranges[j].lo[p] = bounds[j][p];
+                ranges[j].hi[p] = bounds[j + 1][p];
+                out_rank += bounds[j + 1][p] - bounds[j][p];
+            }
+        }
+        for (started = 0; started < k; started++)
+            if (pthread_create(&tids[started], NULL, merge_range_worker, &ranges[started]) != 0)
+                break;
+        for (unsigned j = started; j < k; j++)
+            merge_range_worker(&ranges[j]);
+        for (unsigned j = 0; j < started; j++)
+            pthread_join(tids[j], NULL);
+        for (unsigned j = 0; j < k && st == GD_OK; j++)
+            if (ranges[j].status != GD_OK) {
+                st = ranges[j].status;
+                if (err)
+                    *err = ranges[j].err;
+            }
+    }
+    if (fd >= 0 && close(fd) != 0 && st == GD_OK)
+        st = sa_fail(err, GD_E_IO, "cannot close %s: %s", table_path, strerror(errno));
+    if (fd >= 0 && st != GD_OK)
+        unlink(table_path);
+    for (unsigned i = 0; i < k; i++)
+        free(parts[i].sa);
+    return st;
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 /* Bytes of memory one sorted token costs (keys, SA, types, the recursion's buckets). */
@@ -838,6 +1100,22 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
         return st;
     }
     unsigned w = opts->token_width;
+    unsigned threads = opts->threads ? opts->threads : 1;
+    if (threads > MAX_MEM_PARTS)
+        threads = MAX_MEM_PARTS;
+    if (plan.n_parts == 1 && threads > 1 && plan.tok_cnt >= PARALLEL_MIN_TOKENS) {
+        st = build_parallel(&text, w, &plan, threads, table_path, progress, err);
+        if (st != GD_GAVE_UP) {
+            unmap_file(&text);
+            if (st == GD_OK)
+                progress_set(progress, GD_SA_PHASE_DONE, plan.tok_cnt, plan.tok_cnt);
+            return st;
+        }
+        if (err) { /* long repeats: sort the whole shard in one linear pass instead */
+            err->code = GD_OK;
+            err->message[0] = 0;
+        }
+    }
     if (plan.n_parts == 1) {
         progress_set(progress, GD_SA_PHASE_SORT, 0, 1);
         uint32_t *sa;
@@ -882,7 +1160,6 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
                     .next = 0, .status = GD_OK};
     pthread_mutex_init(&job.lock, NULL);
     progress_set(progress, GD_SA_PHASE_SORT, 0, plan.n_parts);
-    unsigned threads = opts->threads ? opts->threads : 1;
     if (threads > plan.n_parts)
         threads = (unsigned)plan.n_parts;
     pthread_t *tids = calloc(threads, sizeof *tids);

@@ -200,6 +200,45 @@ static void test_errors(const char *dir)
     CHECK(gd_sa_verify(tok, tab, 3, 1, NULL, &err) == GD_E_INVALID, "verify width 3");
 }
 
+/* Threads sort slices and merge ranges in parallel (>= 65536 tokens); repetitive text falls back. */
+static void test_parallel(const char *dir)
+{
+    char tok[4096], one[4096], par[4096];
+    snprintf(tok, sizeof tok, "%s/sa_tok4", dir);
+    snprintf(one, sizeof one, "%s/sa_one4", dir);
+    snprintf(par, sizeof par, "%s/sa_par4", dir);
+    enum { N = 120000 };
+    uint8_t *data = malloc(2 * N);
+    CHECK(data != NULL, "malloc");
+    if (!data)
+        return;
+    for (int repetitive = 0; repetitive < 2; repetitive++) {
+        for (size_t i = 0; i < N; i++) {
+            uint16_t t = repetitive ? (uint16_t)(i % 29) : (uint16_t)(rnd() % 50);
+            if (repetitive && i == N / 2)
+                t = 0xFFFF;
+            data[2 * i] = (uint8_t)t;
+            data[2 * i + 1] = (uint8_t)(t >> 8);
+        }
+        CHECK(write_file(tok, data, 2 * N) == 0, "write");
+        gd_error err = {GD_OK, ""};
+        gd_sa_options o1 = {.token_width = 2, .threads = 1};
+        gd_sa_options o2 = {.token_width = 2, .threads = 2};
+        CHECK(gd_sa_build(tok, one, &o1, NULL, &err) == GD_OK, "one: %s", err.message);
+        CHECK(gd_sa_build(tok, par, &o2, NULL, &err) == GD_OK, "par: %s", err.message);
+        size_t n1 = 0, n2 = 0;
+        uint8_t *a = read_file(one, &n1), *b = read_file(par, &n2);
+        CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0, "parallel table differs (rep %d)",
+              repetitive);
+        free(a);
+        free(b);
+        CHECK(gd_sa_verify(tok, par, 2, 1, NULL, &err) == GD_OK, "verify: %s", err.message);
+    }
+    free(data);
+    unlink(one);
+    unlink(par);
+}
+
 int main(int argc, char **argv)
 {
     char tmpl[] = "/tmp/gd_sa_testXXXXXX";
@@ -211,7 +250,8 @@ int main(int argc, char **argv)
     test_random(dir);
     test_verify_detects_corruption(dir);
     test_errors(dir);
-    const char *names[] = {"sa_tok", "sa_tab", "sa_tok2", "sa_tab2", "sa_tok3", "sa_tab3"};
+    test_parallel(dir);
+    const char *names[] = {"sa_tok", "sa_tab", "sa_tok2", "sa_tab2", "sa_tok3", "sa_tab3", "sa_tok4"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char p[4200];
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
