@@ -318,7 +318,9 @@ def build_index(o: BuildOptions) -> Manifest:
         # an empty corpus or bad input cannot be resumed: remove the work directory entirely
         if "tokenize" not in state.done:
             shutil.rmtree(work, ignore_errors=True)
-        raise BuildError(str(e)) from e
+            raise
+        raise BuildError(f"{e}; the finished phases are kept in {work} "
+                         "(rerun with --resume, or delete it)") from e
     note(f"built {o.output}: {manifest.document_count} documents, {manifest.token_count} tokens, "
          f"{len(manifest.shards)} shard(s)", o.quiet)
     return manifest

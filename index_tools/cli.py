@@ -31,7 +31,10 @@ def _add_build(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads (tokenize, sort)")
     p.add_argument("--memory-gb", type=float, help="hard memory budget for suffix sorting; larger "
                                                  "shards are sorted in parts and merged on disk")
-    p.add_argument("--workers", type=int, default=1, help="independent machines building the corpus")
+    p.add_argument("--workers", type=int, default=1,
+                   help="independent machines building the corpus: worker I builds global shards I, "
+                        "I+W, ... into its own --output (numbered 0.. there, global numbers in "
+                        "index.json); open all workers' directories together")
     p.add_argument("--worker-id", type=int, default=0, help="this machine's number in [0, --workers)")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines (counted)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted build")
