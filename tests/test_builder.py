@@ -266,3 +266,25 @@ def test_verify_catches_corruption(work: Path) -> None:
     table.write_bytes(bytes(raw))
     off.write_bytes(off.read_bytes()[:-8])
     assert gramdex("verify", out) == 1
+
+
+def test_disk_full_during_sort_is_reported_and_resumable(work: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import native.suffix_array as sa
+    from native.errors import EngineIOError
+
+    real_build = sa.build
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise EngineIOError("cannot write table: No space left on device")
+
+    make_corpus(work / "corpus", seed=8)
+    args = ["build", "-i", work / "corpus", "-o", work / "idx", "--bytes", "-q"]
+    monkeypatch.setattr(sa, "build", full)
+    assert gramdex(*args) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "--resume" in err
+    assert not (work / "idx").exists()
+    monkeypatch.setattr(sa, "build", real_build)
+    assert gramdex(*args, "--resume") == 0
+    assert gramdex("verify", "--full", work / "idx") == 0
