@@ -95,7 +95,8 @@ def _open_binary(path: Path, stats: ReadStats) -> BinaryIO:
     if path.name.endswith(".zst"):
         import zstandard
 
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, closefd=True)
+        # multi-frame files (pzstd, concatenated streams) must be read to the end
+        reader = zstandard.ZstdDecompressor().stream_reader(buffered, closefd=True, read_across_frames=True)
         return io.BufferedReader(reader, 1 << 20)  # type: ignore[arg-type, return-value]
     return buffered  # type: ignore[return-value]
 

@@ -45,8 +45,10 @@ def make_corpus(root: Path, seed: int = 0, docs: int = 60) -> list[str]:
     (root / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:20]), encoding="utf-8")
     with gzip.open(root / "b" / "c.jsonl.gz", "wt", encoding="utf-8") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows[20:40]))
-    blob = "".join(json.dumps(r) + "\n" for r in rows[40:]).encode()
-    (root / "b" / "d.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(blob))
+    zc = zstandard.ZstdCompressor()
+    frames = [zc.compress("".join(json.dumps(r) + "\n" for r in part).encode())
+              for part in (rows[40:50], rows[50:])]
+    (root / "b" / "d.jsonl.zst").write_bytes(b"".join(frames))  # two frames, as pzstd writes
     (root / "e.txt").write_text("a plain text file\nof two lines", encoding="utf-8")
     return texts + ["a plain text file\nof two lines"]
 
