@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.cli import add_serve_parser, run_serve
+from summarizer.distill import add_distill_parser, run_distill
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -117,6 +118,7 @@ COMMANDS: dict[str, tuple[Callable[..., argparse.ArgumentParser], Handler]] = {
     "verify": (_add_verify, _run_verify),
     "info": (_add_info, _run_info),
     "serve": (add_serve_parser, run_serve),
+    "distill": (add_distill_parser, run_distill),
 }
 
 

@@ -1,0 +1,1 @@
+"""The summarizer service: worker processes and the gateway that routes /v1/summarize to them."""

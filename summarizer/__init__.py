@@ -1,0 +1,1 @@
+"""The distilled summarizer: ∞-gram critics, a weight-free teacher and a small numpy student."""

@@ -1,0 +1,64 @@
+"""The cache model: ∞-gram counts of a query's contexts inside a small cache text (the document or a summary).
+
+Why not a suffix array: the caches here are one document (hundreds to a few thousand tokens) and the queries are
+a summary or the document itself, so the exact matching statistics are cheapest as vectorised equality tests:
+E_t[i, p] = (query[i-t] == cache[p-t]). ANDing E_1..E_k gives, for every query position i and cache position p,
+whether the k tokens before i equal the k tokens before p, which yields the counts at *every* suffix length at
+once (a suffix array answers one length per search). Counts of disjoint caches add up, so the counts of a set of
+sentences are sums of per-sentence counts: the teacher scores thousands of subsets without rescanning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ORDER = 6          # longest context the cache matches (a 7-gram); longer matches change nothing in practice
+_ROWS = 1024       # query rows per block, so a long document against itself stays within a few MB
+
+
+def match_counts(query: np.ndarray, cache: np.ndarray, order: int = ORDER) -> np.ndarray:
+    """counts[k, 0, i]: cache positions whose k preceding tokens equal query[i-k:i] (the prompt count);
+    counts[k, 1, i]: those among them where the cache continues with query[i] (the continuation count).
+
+    Contexts never reach before the start of the query or of the cache (k = 0 is the cache unigram).
+    """
+    m, n = len(query), len(cache)
+    counts = np.zeros((order + 1, 2, m), dtype=np.int32)
+    if m == 0 or n == 0:
+        return counts
+    # distinct negative pads never equal each other nor a real id, so contexts stop at either start
+    q = np.concatenate([np.full(order, -1, np.int64), query.astype(np.int64)])
+    c = np.concatenate([np.full(order, -2, np.int64), cache.astype(np.int64)])
+    for lo in range(0, m, _ROWS):
+        hi = min(m, lo + _ROWS)
+        same_next = q[order + lo:order + hi, None] == c[None, order:]
+        counts[0, 0, lo:hi] = n
+        counts[0, 1, lo:hi] = same_next.sum(1)
+        alive = np.ones((hi - lo, n), dtype=bool)
+        for t in range(1, order + 1):
+            alive &= q[order + lo - t:order + hi - t, None] == c[None, order - t:order - t + n]
+            if not alive.any():
+                break
+            counts[t, 0, lo:hi] = alive.sum(1)
+            counts[t, 1, lo:hi] = (alive & same_next).sum(1)
+    return counts
+
+
+def cache_prob(counts: np.ndarray, beta: float) -> np.ndarray:
+    """P_cache(query[i] | context) interpolated over all matched suffix lengths.
+
+    P_0 = c_0(w) / n (the cache unigram), P_k = (c_k(h_k w) + beta * P_{k-1}) / (c_k(h_k) + beta): each longer
+    context moves the estimate towards what followed it in the cache, in proportion to how often it occurred
+    there (a Dirichlet prior centred on the shorter context). Zero for a word the cache never contains.
+    """
+    prompt, cont = counts[:, 0, :].astype(np.float64), counts[:, 1, :].astype(np.float64)
+    p = np.divide(cont[0], prompt[0], out=np.zeros_like(cont[0]), where=prompt[0] > 0)
+    for k in range(1, counts.shape[0]):
+        p = (cont[k] + beta * p) / (prompt[k] + beta)
+    return p
+
+
+def mixed_logprob(counts: np.ndarray, base_logprob: np.ndarray, lam: float, beta: float) -> np.ndarray:
+    """log P(w | h; cache) = log((1 - lam) P_C(w | h) + lam P_cache(w | h)), never -inf since P_C > 0."""
+    return np.logaddexp(np.log1p(-lam) + base_logprob, np.log(lam) + np.log(np.maximum(cache_prob(counts, beta),
+                                                                                          1e-300)))

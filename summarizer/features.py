@@ -1,0 +1,61 @@
+"""Sentence and deletion features for the student, computed from the document and the model's stored word
+statistics only, so they are the same with or without a corpus index."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from summarizer.compress import RULES, Deletion
+from summarizer.corpus_lm import Unigram
+from summarizer.critics import DocumentCritic, Segment
+
+SENTENCE_FEATURES = ("position", "inverse_position", "first", "lead3", "length", "log_length", "surprisal",
+                     "recurrence", "centrality", "first_overlap", "saliency", "saliency_rank", "quote", "digits",
+                     "question", "doc_sentences")
+DELETION_FEATURES = (*RULES, "share", "length", "start", "surprisal_gap", "sentence_length")
+
+
+def _idf(unigram: Unigram, word: str) -> float:
+    # surprisal under the stored unigram stands in for idf: rare words carry the content
+    return -unigram.logprob(word)
+
+
+def sentence_features(doc: Sequence[Segment], unigram: Unigram, critic: DocumentCritic) -> np.ndarray:
+    n = len(doc)
+    feats = np.zeros((n, len(SENTENCE_FEATURES)))
+    if n == 0:
+        return feats
+    doc_counts = Counter(w for seg in doc for w in seg)
+    weight = {w: _idf(unigram, w) for w in doc_counts}
+    content = {w for w in doc_counts if w.isalnum() and weight[w] > 7.0}  # ~ outside the 1,000 commonest words
+    vecs = []
+    for seg in doc:
+        c = Counter(w for w in seg if w in content)
+        vecs.append(c)
+    doc_vec = Counter(w for seg in doc for w in seg if w in content)
+    first = set(vecs[0])
+    sal = np.array([critic.saliency([seg], [i]) for i, seg in enumerate(doc)])
+    ranks = np.argsort(np.argsort(-sal))
+    for i, (seg, vec) in enumerate(zip(doc, vecs, strict=True)):
+        rest = doc_vec - vec
+        dot = sum(vec[w] * rest[w] * weight[w] ** 2 for w in vec)
+        norm = np.sqrt(sum((vec[w] * weight[w]) ** 2 for w in vec) * sum((rest[w] * weight[w]) ** 2 for w in rest))
+        surprisal = float(np.mean([weight[w] for w in seg]))
+        recurrence = sum(weight[w] * np.log1p(rest[w]) for w in vec) / max(1, len(seg))
+        overlap = len(first & set(vec)) / max(1, len(set(vec))) if i else 1.0
+        feats[i] = (i / max(1, n - 1), 1.0 / (i + 1), i == 0, i < 3, len(seg) / 30, np.log1p(len(seg)), surprisal,
+                    recurrence, dot / norm if norm > 0 else 0.0, overlap, sal[i], ranks[i] / max(1, n - 1),
+                    '"' in seg or "''" in seg, sum(w.isdigit() for w in seg) / len(seg), seg[-1] == "?", np.log1p(n))
+    return feats
+
+
+def deletion_features(words: Segment, d: Deletion, unigram: Unigram) -> np.ndarray:
+    span = words[d.start:d.end]
+    s_sur = np.mean([_idf(unigram, w) for w in words])
+    d_sur = np.mean([_idf(unigram, w) for w in span])
+    onehot = [float(d.rule == r) for r in RULES]
+    return np.array([*onehot, len(span) / len(words), len(span) / 10, d.start / len(words), d_sur - s_sur,
+                     len(words) / 30])

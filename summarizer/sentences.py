@@ -1,0 +1,63 @@
+"""Sentence splitting and word tokenization with character offsets into the caller's text.
+
+One tokenizer serves the corpus index, the cache model and the student, so that "the same word" means the
+same thing to every critic: lowercased words, contractions kept whole (PTB's "n't" stays one token), every
+other punctuation character a token of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"\w+(?:['’.]\w+)*|[^\w\s]")
+# a sentence ends after . ! ? (and closing quotes or brackets) followed by whitespace, or at a line break
+_END = re.compile(r"[.!?]+(?:\s*(?:''|[”’)\]]))?(?=\s)|\n+")
+_ABBREV = frozenset("mr mrs ms dr st jr sr prof gen col lt sgt rep sen gov no vs etc inc co corp ltd jan feb mar apr "
+                    "jun jul aug sep sept oct nov dec fig al e.g i.e u.s u.k".split())
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    start: int          # character offsets of the sentence in the original text
+    end: int
+    words: tuple[str, ...]
+    spans: tuple[tuple[int, int], ...]  # each word's character offsets in the original text
+
+
+def words(text: str) -> list[str]:
+    return [m.group().lower() for m in _TOKEN.finditer(text)]
+
+
+def _is_abbreviation(text: str, end: int) -> bool:
+    """A period right after a short word like "mr" or "u.s" does not end the sentence."""
+    if text[end - 1] != ".":
+        return False
+    start = end - 1
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    word = text[start:end - 1].lower()
+    return len(word) == 1 and word.isalpha() or word in _ABBREV
+
+
+def split(text: str) -> list[Sentence]:
+    sentences: list[Sentence] = []
+    start = 0
+    for m in _END.finditer(text):
+        if m.group()[0] == "." and _is_abbreviation(text, m.start() + 1):
+            continue
+        _add(sentences, text, start, m.end())
+        start = m.end()
+    _add(sentences, text, start, len(text))
+    return sentences
+
+
+def _add(sentences: list[Sentence], text: str, start: int, end: int) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    found = list(_TOKEN.finditer(text, start, end))
+    if found:
+        sentences.append(Sentence(start, end, tuple(m.group().lower() for m in found),
+                                  tuple((m.start(), m.end()) for m in found)))

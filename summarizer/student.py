@@ -1,0 +1,109 @@
+"""The student: a one-hidden-layer network scoring sentences, a logistic head scoring deletions, both trained with
+soft labels from the candidates that survived the critics, and greedy selection under the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from summarizer import compress
+from summarizer.critics import Segment
+from summarizer.teacher import trigrams
+
+HIDDEN = 16
+
+
+@dataclass
+class Net:
+    """Standardised features -> tanh hidden layer -> logit."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+    @classmethod
+    def init(cls, features: np.ndarray, hidden: int, rng: np.random.Generator) -> Net:
+        d = features.shape[1]
+        mean, std = features.mean(0), features.std(0) + 1e-6
+        return cls(mean, std, rng.normal(0, 1 / np.sqrt(d), (d, hidden)), np.zeros(hidden),
+                   rng.normal(0, 1 / np.sqrt(hidden), hidden), np.zeros(1))
+
+    def _hidden(self, z: np.ndarray) -> np.ndarray:
+        return np.tanh(z @ self.w1 + self.b1)
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return self._hidden((features - self.mean) / self.std) @ self.w2 + self.b2[0]
+
+    def arrays(self) -> list[np.ndarray]:
+        return [self.mean, self.std, self.w1, self.b1, self.w2, self.b2]
+
+
+def train(features: np.ndarray, targets: np.ndarray, weights: np.ndarray, *, hidden: int = HIDDEN,
+          epochs: int = 400, lr: float = 0.02, l2: float = 1e-4, seed: int = 0,
+          net: Net | None = None) -> tuple[Net, list[float]]:
+    """Full-batch Adam on the weighted cross-entropy with soft targets in [0, 1]; returns the loss per epoch."""
+    rng = np.random.default_rng(seed)
+    net = net or Net.init(features, hidden, rng)
+    z = (features - net.mean) / net.std
+    params = [net.w1, net.b1, net.w2, net.b2]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    wsum = weights.sum()
+    losses = []
+    for step in range(1, epochs + 1):
+        h = net._hidden(z)
+        logit = h @ net.w2 + net.b2[0]
+        p = 1 / (1 + np.exp(-logit))
+        eps = 1e-9
+        loss = -(weights * (targets * np.log(p + eps) + (1 - targets) * np.log(1 - p + eps))).sum() / wsum
+        losses.append(float(loss + l2 * sum((q ** 2).sum() for q in params)))
+        g_logit = weights * (p - targets) / wsum
+        g_w2, g_b2 = h.T @ g_logit, np.array([g_logit.sum()])
+        g_pre = np.outer(g_logit, net.w2) * (1 - h ** 2)
+        grads = [z.T @ g_pre, g_pre.sum(0), g_w2, g_b2]
+        for i, (q, g) in enumerate(zip(params, grads, strict=True)):
+            g = g + 2 * l2 * q
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g * g
+            q -= lr * (m[i] / (1 - 0.9 ** step)) / (np.sqrt(v[i] / (1 - 0.999 ** step)) + 1e-8)
+    return net, losses
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    picks: tuple[int, ...]                                  # sentence numbers in document order
+    deletions: tuple[tuple[int, compress.Deletion], ...]
+    truncated: int | None = None                            # words kept when one sentence had to be cut
+
+
+def select(doc: Sequence[Segment], scores: np.ndarray, budget: int,
+           deletions: dict[int, list[compress.Deletion]] | None = None) -> Selection:
+    """Best-scored sentences (compressed where `deletions` says) that fit the budget, skipping any that repeats a
+    trigram already chosen; when not even one fits, the best one cut to the budget."""
+    deletions = deletions or {}
+    lengths = [len(seg) - sum(d.end - d.start for d in deletions.get(i, [])) for i, seg in enumerate(doc)]
+    chosen: list[int] = []
+    seen: set[tuple[str, ...]] = set()
+    used = 0
+    for i in np.argsort(-scores, kind="stable"):
+        grams = trigrams(doc[i])
+        if used + lengths[i] <= budget and not grams & seen:
+            chosen.append(int(i))
+            seen |= grams
+            used += lengths[i]
+    if not chosen and len(doc):
+        best = int(np.argmax(scores))
+        return Selection((best,), (), min(budget, len(doc[best])))
+    dels = tuple((i, d) for i in sorted(chosen) for d in deletions.get(i, []))
+    return Selection(tuple(sorted(chosen)), dels)
+
+
+def sample(doc: Sequence[Segment], scores: np.ndarray, budget: int, temperature: float,
+           rng: np.random.Generator) -> Selection:
+    """A stochastic proposal: Gumbel noise on the scores, then the same greedy selection."""
+    return select(doc, scores + temperature * rng.gumbel(size=len(scores)), budget)

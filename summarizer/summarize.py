@@ -1,0 +1,130 @@
+"""Inference: text -> sentences -> student scores -> greedy selection (and compression) under the budget, with
+the critics' scores of the result. Milliseconds per news article, numpy only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from summarizer import compress
+from summarizer.corpus_lm import CorpusLM
+from summarizer.critics import DocumentCritic, Scores, Segment
+from summarizer.features import deletion_features, sentence_features
+from summarizer.model import Model
+from summarizer.sentences import Sentence, split
+from summarizer.student import Selection, select
+
+MODES = ("extractive", "compressive")
+
+
+class BudgetError(ValueError):
+    """The requested length cannot be met (no budget, a non-positive one, or both forms at once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Picked:
+    index: int                          # sentence number in the document
+    text: str
+    pieces: tuple[tuple[int, int], ...]  # character ranges of the input that make up `text`
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    text: str
+    sentences: tuple[Picked, ...]
+    scores: Scores
+    budget: int
+    model: str
+
+
+@dataclass
+class Analysis:
+    """Everything the student needs about a document; distillation reuses it for its proposals."""
+
+    sentences: list[Sentence]
+    doc: list[Segment]
+    critic: DocumentCritic          # over the model's unigram statistics: the student's feature source
+    features: np.ndarray
+
+
+def budget_for(n_tokens: int, max_tokens: int | None, ratio: float | None) -> int:
+    if (max_tokens is None) == (ratio is None):
+        raise BudgetError("give exactly one of max_tokens and ratio")
+    if max_tokens is not None:
+        if max_tokens < 1:
+            raise BudgetError(f"max_tokens must be at least 1, not {max_tokens}")
+        return max_tokens
+    assert ratio is not None
+    if not 0 < ratio <= 1:
+        raise BudgetError(f"ratio must be in (0, 1], not {ratio}")
+    return max(1, round(ratio * n_tokens))
+
+
+class Summarizer:
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.unigram = model.unigram()
+
+    def analyse(self, text: str) -> Analysis:
+        sentences = split(text)
+        doc = [s.words for s in sentences]
+        critic = DocumentCritic(doc, self.unigram, self.model.params)
+        return Analysis(sentences, doc, critic, sentence_features(doc, self.unigram, critic))
+
+    def sentence_scores(self, a: Analysis) -> np.ndarray:
+        return self.model.sentence_net.logits(a.features) if a.doc else np.zeros(0)
+
+    def planned_deletions(self, a: Analysis) -> dict[int, list[compress.Deletion]]:
+        """Per sentence, the non-overlapping deletions the student expects the critics to accept."""
+        plan: dict[int, list[compress.Deletion]] = {}
+        for i, seg in enumerate(a.doc):
+            props = compress.deletions(seg)
+            if not props:
+                continue
+            p = self.model.deletion_net.logits(np.array([deletion_features(seg, d, self.unigram) for d in props]))
+            taken: set[int] = set()
+            for j in np.argsort(-p):
+                d = props[j]
+                span = set(range(d.start, d.end))
+                if p[j] > 0 and not span & taken and len(seg) - len(taken) - len(span) >= 4:
+                    plan.setdefault(i, []).append(d)
+                    taken |= span
+        return plan
+
+    def summarize(self, text: str, *, max_tokens: int | None = None, ratio: float | None = None,
+                  mode: str = "extractive", lm: CorpusLM | None = None) -> Summary:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        a = self.analyse(text)
+        budget = budget_for(sum(len(s) for s in a.doc), max_tokens, ratio)
+        plan = self.planned_deletions(a) if mode == "compressive" else {}
+        sel = select(a.doc, self.sentence_scores(a), budget, plan)
+        picked = render(text, a.sentences, sel)
+        segs = [tuple(w for w in compress.apply(a.doc[p.index], [d for i, d in sel.deletions if i == p.index]))
+                for p in picked]
+        if sel.truncated is not None:
+            segs = [segs[0][:sel.truncated]]
+        critic = a.critic if lm is None else DocumentCritic(a.doc, lm, self.model.params)
+        scores = critic.score(segs, [p.index for p in picked])
+        return Summary(" ".join(p.text for p in picked), picked, scores, budget, self.model.name)
+
+
+def render(text: str, sentences: list[Sentence], sel: Selection) -> tuple[Picked, ...]:
+    out = []
+    for i in sel.picks:
+        s = sentences[i]
+        gone = {k for j, d in sel.deletions if j == i for k in range(d.start, d.end)}
+        keep = [k for k in range(len(s.words)) if k not in gone]
+        if sel.truncated is not None:
+            keep = keep[:sel.truncated]
+        kept = set(keep)
+        pieces: list[tuple[int, int]] = []
+        for k in keep:
+            a, b = s.spans[k]
+            if pieces and (k - 1) in kept:
+                pieces[-1] = (pieces[-1][0], b)
+            else:
+                pieces.append((a, b))
+        out.append(Picked(i, " ".join(text[a:b] for a, b in pieces), tuple(pieces)))
+    return tuple(out)

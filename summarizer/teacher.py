@@ -1,0 +1,68 @@
+"""The weight-free teacher: sentence subsets under the budget by beam search on marginal saliency with trigram
+blocking, and compressions of the chosen sentences; every candidate is scored by the critics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from summarizer import compress
+from summarizer.critics import DocumentCritic, Scores, Segment
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    picks: tuple[int, ...]                              # sentence numbers, in document order
+    deletions: tuple[tuple[int, compress.Deletion], ...]  # (sentence number, deletion)
+    segments: tuple[Segment, ...]
+    scores: Scores
+
+
+def trigrams(seg: Segment) -> set[tuple[str, ...]]:
+    return {tuple(seg[i:i + 3]) for i in range(len(seg) - 2)}
+
+
+def candidate(critic: DocumentCritic, doc: Sequence[Segment], picks: Sequence[int],
+               dels: Sequence[tuple[int, compress.Deletion]] = ()) -> Candidate:
+    by_sentence: dict[int, list[compress.Deletion]] = {}
+    for s, d in dels:
+        by_sentence.setdefault(s, []).append(d)
+    order = tuple(sorted(picks))
+    segs = tuple(compress.apply(doc[s], by_sentence.get(s, [])) for s in order)
+    return Candidate(order, tuple(dels), segs, critic.score(segs, order))
+
+
+def beam_subsets(critic: DocumentCritic, doc: Sequence[Segment], budget: int, beam: int = 4,
+                 keep: int = 12) -> list[Candidate]:
+    """Subsets grown one sentence at a time, each step keeping the `beam` best by saliency; a sentence sharing a
+    trigram with the subset is blocked (it would repeat, not add, information)."""
+    counts = [critic.saliency_counts(seg, s) for s, seg in enumerate(doc)]
+    grams = [trigrams(seg) for seg in doc]
+    zero = np.zeros_like(counts[0]) if counts else None
+    states: list[tuple[float, tuple[int, ...], np.ndarray, int]] = [(0.0, (), zero, 0)] if counts else []
+    pool: dict[tuple[int, ...], float] = {}
+    while states:
+        grown: dict[tuple[int, ...], tuple[float, tuple[int, ...], np.ndarray, int]] = {}
+        for _, picks, total, used in states:
+            seen = set().union(*(grams[p] for p in picks)) if picks else set()
+            for s, seg in enumerate(doc):
+                key = tuple(sorted((*picks, s)))
+                if s in picks or key in grown or used + len(seg) > budget or grams[s] & seen:
+                    continue
+                c = total + counts[s]
+                grown[key] = (critic.saliency_of_counts(c), key, c, used + len(seg))
+        states = sorted(grown.values(), key=lambda t: -t[0])[:beam]
+        pool.update((key, sal) for sal, key, _, _ in states)
+    best = sorted(pool, key=lambda k: -pool[k])[:keep]
+    return [candidate(critic, doc, picks) for picks in best]
+
+
+def compressions(critic: DocumentCritic, doc: Sequence[Segment], base: Candidate) -> list[Candidate]:
+    """One deletion at a time in each chosen sentence: the critics judge each compression on its own."""
+    out = []
+    for s in base.picks:
+        for d in compress.deletions(doc[s]):
+            out.append(candidate(critic, doc, base.picks, (*base.deletions, (s, d))))
+    return out
