@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,11 +19,17 @@ from service.metrics import MetricsMiddleware
 from service.registry import Registry
 from service.reload import index_configs, reload
 from service.routes import admin, compat, indexes, ops, queries
+from service.schemas import ProblemOut
 from service.settings import Settings, load_settings
 from service.state import ServiceState, state
 
 log = logging.getLogger("gramdex.service")
 API_VERSION = "1.0.0"
+_problem = {"model": ProblemOut,
+            "content": {errors.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
+            "description": "RFC 9457 problem details; `type` is urn:gramdex:problem:<slug>, one per kind of error: "
+                           + ", ".join(f"{slug} ({status})" for slug, (status, _) in errors.PROBLEMS.items())}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {"4XX": _problem, "5XX": _problem}
 bearer = HTTPBearer(auto_error=False, description="an API key, when the server is configured with keys")
 
 
@@ -98,10 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "problem details (application/problem+json) with a stable `type` per error.")
     errors.install(app)
     protected = [Depends(authorize)]
-    app.include_router(indexes.router, dependencies=protected)
-    app.include_router(queries.router, dependencies=protected)
-    app.include_router(compat.router, dependencies=protected)
-    app.include_router(admin.router)
+    app.include_router(indexes.router, dependencies=protected, responses=PROBLEM_RESPONSES)
+    app.include_router(queries.router, dependencies=protected, responses=PROBLEM_RESPONSES)
+    app.include_router(compat.router, dependencies=protected, responses=PROBLEM_RESPONSES)
+    app.include_router(admin.router, responses=PROBLEM_RESPONSES)
     app.include_router(ops.router)
     app.add_middleware(BodyLimit, max_bytes=lambda: _limits(app).max_body_bytes)
     app.add_middleware(MetricsMiddleware, known_index=registry.has)

@@ -23,7 +23,7 @@ class CountRequest(Strict):
     max_diff_tokens: int | None = Field(default=None, gt=0)
     timeout_ms: Timeout = None
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"query": "the cat"}, {"query_ids": [5, 9]}, {"query": "cat AND mat OR hat"}]})
+        {"query": "the cat"}, {"query_ids": [259, 318]}, {"query": "cat AND mat OR hat"}]})
 
 
 class FindRequest(CountRequest):
@@ -36,7 +36,7 @@ class ProbRequest(Strict):
     cont: str | None = Field(default=None, description="text of exactly one token")
     cont_id: TokenId | None = None
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"prompt": "the cat", "cont": "sat"}, {"prompt_ids": [5, 9], "cont_id": 12}]})
+        {"prompt": "the cat", "cont": "sat"}, {"prompt_ids": [259, 318], "cont_id": 301}]})
 
 
 class NtdRequest(Strict):
@@ -45,7 +45,7 @@ class NtdRequest(Strict):
     max_support: int | None = Field(default=None, gt=0)
     timeout_ms: Timeout = None
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"prompt": "the cat"}, {"prompt_ids": [5], "max_support": 100}]})
+        {"prompt": "the cat"}, {"prompt_ids": [259], "max_support": 100}]})
 
 
 class SearchRequest(CountRequest):

@@ -26,7 +26,8 @@ class CompatRequest(BaseModel):
     # infini-gram clients send bookkeeping fields of their own (engine, source, timestamp): accept them
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
         {"index": "demo", "query_type": "count", "query": "the cat"},
-        {"index": "demo", "query_type": "ntd", "query_ids": [5, 9], "max_support": 100}]})
+        {"index": "demo", "query_type": "ntd", "query_ids": [259, 318], "max_support": 100},
+        {"index": "demo", "query_type": "search_docs", "query": "cat AND mat", "maxnum": 1, "max_disp_len": 10}]})
     index: str | None = Field(default=None, description="index name (`corpus` is the old name)")
     corpus: str | None = None
     query_type: str = Field(description=", ".join(QUERY_TYPES))
@@ -42,7 +43,8 @@ class CompatRequest(BaseModel):
 
 @router.post("/", summary="infini-gram API compatible query",
              responses={200: {"content": {"application/json": {"example": {
-                 "count": 3, "approx": False, "latency": 0.02, "token_ids": [5, 9], "tokens": ["Ġthe", "Ġcat"]}}}}})
+                 "count": 120, "approx": False, "latency": 0.02, "token_ids": [259, 318],
+                 "tokens": ["Ġthe", "Ġcat"]}}}}})
 async def compat(body: CompatRequest, request: Request) -> JSONResponse:
     svc = state(request)
     name = body.index if body.index is not None else body.corpus
