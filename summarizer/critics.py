@@ -3,8 +3,8 @@
 - faithfulness: mean over y's tokens of log P(y_i | y_<i; x) - log P_C(y_i | y_<i), the pointwise mutual
   information of each token with the document, where P(.|x) mixes P_C with the cache model over x;
 - support: share of y's tokens inside a span of >= 3 tokens that occurs verbatim in x;
-- saliency: sum_j log P(x_j | x_<j; y) - log P_C(x_j | x_<j), how much knowing y helps predict x, divided by
-  its value for y = x;
+- saliency: G(y) = sum_j log P(x_j | x_<j; y) - log P_C(x_j | x_<j), how much knowing y helps predict x, each
+  sentence of y barred from predicting itself; reported as (G(y) - G(empty)) / (G(x) - G(empty));
 - brevity is a hard budget, enforced by whoever builds the candidates.
 
 A summary is a list of segments (its sentences, whole or compressed); contexts restart at each segment, so the
@@ -64,9 +64,11 @@ class DocumentCritic:
         self.offsets = np.cumsum([0] + [len(seg) for seg in doc])
         self._sal: dict[tuple[Segment, int], np.ndarray] = {}
         self._faith: dict[Segment, tuple[np.ndarray, np.ndarray]] = {}
-        whole = self._gain(sum(self.saliency_counts(seg, s) for s, seg in enumerate(doc))) if doc else 0.0
-        # every sentence predicting the others is the most any summary can explain; guard degenerate documents
-        self.norm = whole if whole > 1e-9 else 1.0
+        # saliency runs from 0 (empty summary: every token costs log(1 - lam)) to 1 (every sentence predicting
+        # the others, the most a summary can explain); a document whose sentences share nothing keeps scale 1
+        self.empty = len(self.x) * float(np.log1p(-params.lam))
+        whole = self._gain(sum(self.saliency_counts(seg, s) for s, seg in enumerate(doc))) if doc else self.empty
+        self.norm = whole - self.empty if whole - self.empty > 1e-9 else 1.0
 
     def _encode(self, ws: Sequence[str]) -> np.ndarray:
         return np.array([self._ids.setdefault(w, len(self._ids)) for w in ws], dtype=np.int64)
@@ -87,7 +89,7 @@ class DocumentCritic:
         return self._sal[key]
 
     def saliency_of_counts(self, counts: np.ndarray) -> float:
-        return self._gain(counts) / self.norm
+        return (self._gain(counts) - self.empty) / self.norm
 
     def saliency(self, summary: Sequence[Segment], sources: Sequence[int]) -> float:
         if not summary:
