@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(registry.load, index_configs(settings))
+        sys.setswitchinterval(settings.concurrency.gil_switch_interval_ms / 1000)
         svc = ServiceState(settings, registry)
         app.state.service = svc
         loop = asyncio.get_running_loop()

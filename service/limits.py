@@ -35,8 +35,9 @@ class Deadline:
 class Lane:
     """A thread pool with a bounded backlog: past `threads + max_queue` waiting calls it answers 503."""
 
-    def __init__(self, name: str, threads: int, max_queue: int, retry_after_s: int) -> None:
+    def __init__(self, name: str, threads: int, max_queue: int, retry_after_s: int, inline: bool = False) -> None:
         self.name = name
+        self.inline = inline
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix=f"gramdex-{name}")
         self.capacity = threads + max_queue
         self.retry_after = str(retry_after_s)
@@ -46,6 +47,8 @@ class Lane:
         if self.pending >= self.capacity:
             raise Problem("overloaded", f"the {self.name} query pool is full",
                           headers={"Retry-After": self.retry_after})
+        if self.inline:
+            return fn()
         self.pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
@@ -60,7 +63,7 @@ class Pools:
     """`fast` for calls bounded by a few binary searches, `slow` for those whose cost grows with the data."""
 
     def __init__(self, c: Concurrency) -> None:
-        self.fast = Lane("fast", c.fast_threads, c.max_queue, c.retry_after_s)
+        self.fast = Lane("fast", c.fast_threads, c.max_queue, c.retry_after_s, c.inline_fast)
         self.slow = Lane("slow", c.slow_threads, c.max_queue, c.retry_after_s)
 
     def shutdown(self) -> None:

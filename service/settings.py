@@ -73,6 +73,12 @@ class Concurrency(BaseModel):
     slow_threads: int = Field(default=2, ge=1)
     max_queue: int = Field(default=256, ge=0, description="queued calls per pool before 503")
     retry_after_s: int = 1
+    # how often a thread running Python code hands the GIL over: shorter lets the event loop answer cheap
+    # queries while a slow one turns its millions of results into Python objects (the interpreter's default: 5 ms)
+    gil_switch_interval_ms: float = Field(default=0.5, gt=0)
+    # run the cheap calls (a few binary searches, microseconds on a mapped index) on the event loop itself: saves
+    # the thread hand-off that costs more than the call, but a page fault on a cold index then blocks the loop
+    inline_fast: bool = False
 
 
 class Settings(BaseSettings):
