@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.cli import add_serve_parser, run_serve
+from service.summarize.worker import add_summarize_worker_parser, run_summarize_worker
 from summarizer.distill import add_distill_parser, run_distill
 
 Handler = Callable[[argparse.Namespace], int]
@@ -119,6 +120,7 @@ COMMANDS: dict[str, tuple[Callable[..., argparse.ArgumentParser], Handler]] = {
     "info": (_add_info, _run_info),
     "serve": (add_serve_parser, run_serve),
     "distill": (add_distill_parser, run_distill),
+    "summarize-worker": (add_summarize_worker_parser, run_summarize_worker),
 }
 
 

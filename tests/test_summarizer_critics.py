@@ -1,0 +1,75 @@
+"""Critic formulas against values computed by hand on tiny documents and a tiny word-level index."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from summarizer.cache_lm import cache_prob, match_counts
+from summarizer.corpus_lm import InfiniGram, Unigram
+from summarizer.critics import CriticParams, DocumentCritic
+from summarizer.word_index import build_word_index
+
+LAM, BETA = 0.5, 1.0
+UNI = Unigram(["a", "b", "c", "d"], np.array([3, 2, 1, 1]), 7)   # P(w) = (c(w) + 1) / 12
+
+
+def p_uni(w: str) -> float:
+    return {"a": 4, "b": 3, "c": 2, "d": 2}.get(w, 1) / 12
+
+
+def gain(words: str, p_cache: list[float]) -> float:
+    return sum(math.log((1 - LAM) * p_uni(w) + LAM * pc) - math.log(p_uni(w)) for w, pc in zip(words.split(),
+                                                                                                  p_cache, strict=True))
+
+
+def test_match_counts_and_interpolation_by_hand() -> None:
+    q, c = np.array([1, 2, 3]), np.array([1, 2, 3, 1, 2, 4])
+    counts = match_counts(q, c, 2)
+    assert counts[:, 0, :].tolist() == [[6, 6, 6], [0, 2, 2], [0, 0, 2]]   # prompt counts per suffix length
+    assert counts[:, 1, :].tolist() == [[2, 2, 1], [0, 2, 1], [0, 0, 1]]   # continuation counts
+    # P_0 = 2/6, P_1(b | a) = (2 + 1/3) / 3, P_2(c | a b) = (1 + (1 + 1/6) / 3) / 3
+    assert cache_prob(counts, BETA) == pytest.approx([1 / 3, 7 / 9, 25 / 54])
+
+
+def test_saliency_by_hand() -> None:
+    doc = [("a", "b", "c"), ("a", "b", "d")]
+    critic = DocumentCritic(doc, UNI, CriticParams(LAM, BETA, 6))
+    empty = 6 * math.log(1 - LAM)
+    # s0 predicts s1 (a b d): a from the cache unigram 1/3, b after a 2/3, d never; s0's own tokens get nothing
+    g_y = gain("a b c a b d", [0, 0, 0, 1 / 3, 2 / 3, 0])
+    g_x = gain("a b c a b d", [1 / 3, 2 / 3, 0, 1 / 3, 2 / 3, 0])
+    assert critic.saliency([doc[0]], [0]) == pytest.approx((g_y - empty) / (g_x - empty))
+    assert critic.saliency([], []) == pytest.approx(0.0)
+    assert critic.saliency(doc, [0, 1]) == pytest.approx(1.0)
+
+
+def test_faithfulness_and_support_by_hand() -> None:
+    doc = [("a", "b", "c"), ("a", "b", "d")]
+    critic = DocumentCritic(doc, UNI, CriticParams(LAM, BETA, 6))
+    s = critic.score([doc[0]], [0])
+    assert s.faithfulness == pytest.approx(gain("a b c", [1 / 3, 7 / 9, 25 / 54]) / 3)
+    assert s.support == 1.0 and s.tokens == 3
+    # "a b c a" occurs (two 3-spans), "c a x" does not: the last token is outside every occurring 3-span
+    assert critic.score([("a", "b", "c", "a", "x")], [0]).support == pytest.approx(4 / 5)
+    assert critic.score([("c", "a", "x")], [0]).support == 0.0
+    # a word the document never has lowers faithfulness by at most log(1 - lam) per token
+    assert critic.score([("a", "b", "x")], [0]).faithfulness < s.faithfulness
+
+
+def test_infinigram_lm_by_hand(tmp_path: Path) -> None:
+    index = tmp_path / "ix"
+    counts = build_word_index(["a b c .", "a b d .", "x y z ."], index, threads=1)
+    assert sum(counts.values()) == 12
+    lm = InfiniGram(index)
+    n, v = 12, 8 + 1          # 12 tokens; 8 distinct words plus [UNK]
+    p1 = {w: (c + 1) / (n + v + 1) for w, c in counts.items()}
+    # a: no context, the unigram; b after "a": c(a b) = 2 of c(a) = 2; c after "a b": 1 of 2 (gamma = 1)
+    expected = [p1["a"], (2 + p1["b"]) / 3, (1 + p1["c"]) / 3]
+    assert np.exp(lm.logprobs(["a", "b", "c"])) == pytest.approx(expected)
+    # an unseen continuation is never impossible: "a b" was followed by c and d only
+    assert np.exp(lm.logprobs(["a", "b", "x"]))[2] == pytest.approx(p1["x"] / 3)
+    assert np.isfinite(lm.logprobs(["zzz", "qqq"])).all()
