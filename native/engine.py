@@ -244,6 +244,10 @@ class Engine:
 
     def find_cnf(self, cnf: Cnf, max_clause_freq: int = 50000, max_diff_tokens: int = 100,
                  timeout_ms: float | None = None) -> CnfResult:
+        return self._find_cnf(cnf, max_clause_freq, max_diff_tokens, timeout_ms, with_ptrs=True)
+
+    def _find_cnf(self, cnf: Cnf, max_clause_freq: int, max_diff_tokens: int, timeout_ms: float | None, *,
+                  with_ptrs: bool) -> CnfResult:
         _positive(max_clause_freq, "max_clause_freq")
         _positive(max_diff_tokens, "max_diff_tokens")
         keep, query = self._cnf(cnf)
@@ -255,7 +259,7 @@ class Engine:
         try:
             _raise(status, err)
             ptrs_by_shard: list[list[int]] = []
-            if out.ptrs_per_shard != ffi.NULL:
+            if with_ptrs and out.ptrs_per_shard != ffi.NULL:
                 at = 0
                 for s in range(self.num_shards):
                     n = int(out.ptrs_per_shard[s])
@@ -268,7 +272,8 @@ class Engine:
 
     def count_cnf(self, cnf: Cnf, max_clause_freq: int = 50000, max_diff_tokens: int = 100,
                   timeout_ms: float | None = None) -> CountResult:
-        r = self.find_cnf(cnf, max_clause_freq, max_diff_tokens, timeout_ms)
+        # a count needs no Python list of every match (hundreds of thousands for frequent clauses)
+        r = self._find_cnf(cnf, max_clause_freq, max_diff_tokens, timeout_ms, with_ptrs=False)
         return CountResult(r.cnt, r.approx)
 
     @staticmethod
