@@ -1,0 +1,145 @@
+"""Workers end to end: real worker processes behind a real gateway, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+
+from service.summarize.gateway import PoolConfig, WorkerPool
+from service.summarize.router import router
+
+NEWS = ("the city council approved a new budget on monday . the budget cuts funding for parks . "
+        "council members said the parks budget would be restored next year . residents protested the cuts . ")
+
+
+def _long_document(words: int) -> str:
+    # varied but repetitive text: the cache model's work grows with the square of the length
+    base = NEWS.split()
+    return " ".join(f"{base[i % len(base)]}{'' if i % 7 else i % 97}" for i in range(words))
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Gateway:
+    def __init__(self, pool_holder: dict[str, WorkerPool], url: str) -> None:
+        self.holder, self.url = pool_holder, url
+
+    @property
+    def pool(self) -> WorkerPool:
+        return self.holder["pool"]
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    holder: dict[str, WorkerPool] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.summarize_pool = holder["pool"] = await WorkerPool.start(
+            PoolConfig(local_workers=2, health_interval_s=0.3, hang_timeout_s=2.0))
+        yield
+        await app.state.summarize_pool.close()
+
+    app = FastAPI(lifespan=lifespan)
+    app.include_router(router)
+    port = _port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started
+    yield Gateway(holder, f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(30)
+
+
+def _metric(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_summarize_and_batch(gateway: Gateway) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as c:
+        r = c.post("/v1/summarize", json={"text": NEWS, "max_tokens": 20})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["summary"] and body["model"] and body["scores"]["support"] == 1.0
+        for s in body["sentences"]:
+            assert NEWS[s["start"]:s["end"]] == s["text"]
+        r = c.post("/v1/summarize/batch", json={"documents": [{"text": NEWS, "ratio": 0.5},
+                                                              {"text": NEWS, "max_tokens": 10, "mode": "compressive"}]})
+        assert r.status_code == 200 and len(r.json()["results"]) == 2
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"text": "", "max_tokens": 10}, 400), ({"text": "   .,;", "max_tokens": 10}, 400),
+    ({"text": 42, "ratio": 0.5}, 400),
+    ({"text": "x " * 150_000, "max_tokens": 10}, 413), ({"text": NEWS}, 422), ({"text": NEWS, "max_tokens": 0}, 422),
+    ({"text": NEWS, "ratio": 2.0}, 422), ({"text": NEWS, "max_tokens": 5, "ratio": 0.1}, 422),
+    ({"text": NEWS, "max_tokens": 5, "index": "nope"}, 404)])
+def test_bad_input_is_a_clear_problem(gateway: Gateway, body: dict[str, object], status: int) -> None:
+    r = httpx.post(f"{gateway.url}/v1/summarize", json=body, timeout=30)
+    assert r.status_code == status
+    assert r.headers["content-type"].startswith("application/problem+json") and r.json()["detail"]
+
+
+def test_killing_a_worker_mid_request_retries_on_another(gateway: Gateway) -> None:
+    restarts = _metric("gramdex_summarize_worker_restarts_total", {"why": "exited"})
+
+    async def scenario() -> httpx.Response:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as c:
+            req = asyncio.create_task(c.post("/v1/summarize", json={"text": _long_document(4000), "max_tokens": 30}))
+            for _ in range(200):
+                busy = [w for w in gateway.pool.workers if w.busy and w.process is not None]
+                if busy:
+                    await asyncio.sleep(0.05)
+                    os.kill(busy[0].process.pid, signal.SIGKILL)
+                    break
+                await asyncio.sleep(0.01)
+            return await req
+
+    r = asyncio.run(scenario())
+    assert r.status_code == 200, r.text
+    end = time.monotonic() + 30
+    while _metric("gramdex_summarize_worker_restarts_total", {"why": "exited"}) <= restarts:
+        assert time.monotonic() < end, "the dead worker was not restarted"
+        time.sleep(0.1)
+    while not all(w.alive for w in gateway.pool.workers):
+        assert time.monotonic() < end
+        time.sleep(0.1)
+
+
+def test_full_queue_is_503_with_retry_after_and_deadline_is_504(gateway: Gateway) -> None:
+    pool = gateway.pool
+    old = (pool.config.max_queue, pool.config.deadline_s)
+    pool.config.max_queue, pool.config.deadline_s = 0, 0.4
+    try:
+        async def scenario() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as c:
+                slow = {"text": _long_document(7000), "max_tokens": 30}
+                return list(await asyncio.gather(*(c.post("/v1/summarize", json=slow) for _ in range(4))))
+
+        rejected = _metric("gramdex_summarize_rejections_total", {"reason": "queue_full"})
+        codes = sorted(r.status_code for r in asyncio.run(scenario()))
+        # two requests take the two workers and run out of time; with no queue the other two are refused
+        assert codes == [503, 503, 504, 504], codes
+        assert _metric("gramdex_summarize_rejections_total", {"reason": "queue_full"}) == rejected + 2
+    finally:
+        pool.config.max_queue, pool.config.deadline_s = old

@@ -1,0 +1,81 @@
+"""The student's training converges, the model file round-trips, inference honours budgets and offsets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from summarizer.critics import CriticParams, Thresholds
+from summarizer.model import Model
+from summarizer.student import Net, select, train
+from summarizer.summarize import BudgetError, Summarizer
+
+TEXT = ("( cnn ) the city council approved a new budget on monday . the budget cuts funding for parks . "
+        "council members said the parks budget would be restored next year . "
+        "residents protested the cuts , which were announced last week . the mayor , a former teacher , "
+        "defended the budget . \" we had no choice , \" she said .")
+
+
+def test_training_converges_on_a_small_set() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5))
+    target = 1 / (1 + np.exp(-(2 * x[:, 0] - 3 * x[:, 1] * x[:, 2])))   # soft labels with an interaction
+    net, losses = train(x, target, np.ones(300), epochs=600, seed=1)
+    floor = -np.mean(target * np.log(target) + (1 - target) * np.log(1 - target))  # entropy of the soft labels
+    assert losses[-1] < losses[0] - 0.1
+    assert losses[-1] - floor < 0.02
+    pred = 1 / (1 + np.exp(-net.logits(x)))
+    assert np.corrcoef(pred, target)[0, 1] > 0.97
+
+
+def _model(tmp_path: Path) -> Model:
+    rng = np.random.default_rng(0)
+    from summarizer.features import DELETION_FEATURES, SENTENCE_FEATURES
+
+    nets = [Net.init(rng.normal(size=(4, len(f))), 4, rng) for f in (SENTENCE_FEATURES, DELETION_FEATURES)]
+    m = Model(["the", "budget", "parks"], np.array([100, 5, 3]), 1000, nets[0], nets[1], CriticParams(),
+              Thresholds(1.0, 0.95, 0.1), {"name": "test-model"})
+    m.save(tmp_path / "m.npz")
+    return Model.load(tmp_path / "m.npz")
+
+
+def test_model_file_round_trips(tmp_path: Path) -> None:
+    m = _model(tmp_path)
+    assert m.vocab == ["the", "budget", "parks"] and m.total == 1000 and m.name == "test-model"
+    assert m.thresholds == Thresholds(1.0, 0.95, 0.1)
+    (tmp_path / "bad.npz").write_bytes(b"not a model")
+    with pytest.raises(ValueError):
+        Model.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("mode", ["extractive", "compressive"])
+def test_summary_respects_budget_and_offsets(tmp_path: Path, mode: str) -> None:
+    s = Summarizer(_model(tmp_path)).summarize(TEXT, max_tokens=25, mode=mode)
+    assert 0 < s.scores.tokens <= 25 and s.budget == 25
+    for p in s.sentences:
+        assert " ".join(TEXT[a:b] for a, b in p.pieces) == p.text
+    if mode == "extractive":
+        assert s.scores.support == 1.0
+
+
+def test_default_model_summarizes_without_an_index() -> None:
+    s = Summarizer(Model.load()).summarize(TEXT, ratio=0.4)
+    assert s.text and s.scores.support == 1.0 and s.model
+
+
+def test_selection_blocks_repeated_trigrams_and_cuts_when_nothing_fits() -> None:
+    doc = [("a", "b", "c", "d"), ("a", "b", "c", "e"), ("x", "y")]
+    assert select(doc, np.array([3.0, 2.0, 1.0]), 10).picks == (0, 2)
+    cut = select(doc, np.array([3.0, 2.0, 1.0]), 2)
+    assert cut.picks == (2,) and cut.truncated is None
+    cut = select([("a", "b", "c")], np.array([1.0]), 2)
+    assert cut.truncated == 2
+
+
+def test_impossible_budgets() -> None:
+    s = Summarizer(Model.load())
+    for kwargs in ({}, {"max_tokens": 0}, {"ratio": 1.5}, {"max_tokens": 5, "ratio": 0.5}):
+        with pytest.raises(BudgetError):
+            s.summarize(TEXT, **kwargs)
