@@ -37,6 +37,7 @@
 #define PEER_OVERLAP_BYTES 100000u
 #define IO_BUF_ENTRIES (1u << 16)
 #define DIR_CAP 4000
+#define MAX_THREADS 256
 /* internal: the parallel path met very repetitive text and leaves it to the linear one */
 #define GD_GAVE_UP ((gd_status)100)
 #define LONG_CMP_BYTES 4096
@@ -618,15 +619,18 @@ static gd_status build_part(part_job *job, uint64_t i, gd_error *err)
         st = fix_truncated_runs(&c, start, sa, m, job->overlap, NULL, err);
     char path[PATH_CAP];
     part_path(path, sizeof path, job->dir, i);
-    writer w = {0};
-    if (st == GD_OK)
-        st = writer_open(&w, path, m * 4, err);
     if (st == GD_OK) {
-        for (uint64_t k = 0; k < m && st == GD_OK; k++)
-            st = writer_put(&w, sa[k], 4, err);
-        st = writer_close(&w, st, err);
-        if (st != GD_OK)
-            unlink(path);
+        FILE *f = fopen(path, "wb");
+        if (!f) {
+            st = sa_fail(err, GD_E_IO, "cannot create %s: %s", path, strerror(errno));
+        } else {
+            if (m && fwrite(sa, sizeof *sa, (size_t)m, f) != (size_t)m)
+                st = sa_fail(err, GD_E_IO, "cannot write %s: %s", path, strerror(errno));
+            if (fclose(f) != 0 && st == GD_OK)
+                st = sa_fail(err, GD_E_IO, "cannot write %s: %s", path, strerror(errno));
+            if (st != GD_OK)
+                unlink(path);
+        }
     }
     free(sa);
     return st;
@@ -654,137 +658,243 @@ static void *part_worker(void *arg)
     }
 }
 
-typedef struct stream {
-    FILE *f;
-    uint64_t base;
-    uint32_t *buf;
-    size_t len, pos, cap;
-    uint64_t head; /* token index of the current entry */
-} stream;
+/* ---------------------------------------------------------------- range merge */
 
-static gd_status stream_next(stream *s, const char *path, int *done, gd_error *err)
+/* Sorted parts (in memory, or part files mapped read-only) are merged by `threads` workers at once:
+ * the output ranks are split at suffixes of part 0, located in every other part by binary search,
+ * and each worker writes its range of table.N with pwrite. */
+
+typedef struct sorted_part {
+    uint64_t start;     /* token index of the part's first suffix */
+    const uint32_t *sa; /* relative suffix indices, in order */
+    uint64_t m;
+} sorted_part;
+
+/* First rank in part p whose suffix does not sort before suffix x. */
+static uint64_t part_lower_bound(const text_ctx *c, const sorted_part *p, uint64_t x)
 {
-    if (s->pos == s->len) {
-        s->len = fread(s->buf, sizeof *s->buf, s->cap, s->f);
-        s->pos = 0;
-        if (s->len == 0) {
-            if (ferror(s->f))
-                return sa_fail(err, GD_E_IO, "cannot read %s: %s", path, strerror(errno));
-            *done = 1;
-            return GD_OK;
-        }
+    uint64_t lo = 0, hi = p->m;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        uint64_t y = p->start + p->sa[mid];
+        if (y != x && suffix_cmp(c, y, x) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    /* the part files are written little-endian by writer_put */
-    const uint8_t *b = (const uint8_t *)&s->buf[s->pos++];
-    uint32_t v = (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
-                 ((uint32_t)b[3] << 24);
-    s->head = s->base + v;
-    *done = 0;
-    return GD_OK;
+    return lo;
 }
 
-static int heap_less(const text_ctx *c, const stream *st, size_t a, size_t b)
+/* suffix_cmp that counts comparisons reaching past LONG_CMP_BYTES (the cost of repetitive text). */
+static int suffix_cmp_counted(const text_ctx *c, uint64_t a, uint64_t b, uint64_t *long_cmps)
 {
-    return suffix_cmp(c, st[a].head, st[b].head) < 0;
+    uint64_t oa = a * c->width, ob = b * c->width;
+    uint64_t la = c->size - oa, lb = c->size - ob;
+    uint64_t l = la < lb ? la : lb;
+    if (l > LONG_CMP_BYTES) {
+        int r = memcmp(c->data + oa, c->data + ob, LONG_CMP_BYTES);
+        if (r)
+            return r;
+        ++*long_cmps;
+    }
+    return suffix_cmp(c, a, b);
 }
 
-static void heap_down(const text_ctx *c, const stream *st, size_t *heap, size_t n, size_t i)
+typedef struct merge_range {
+    const text_ctx *c;
+    const sorted_part *parts;
+    uint64_t k;
+    uint64_t *lo, *hi; /* k entries each: this range's ranks in every part */
+    uint64_t out_rank;
+    int fd;
+    unsigned ptr_size;
+    int may_give_up; /* stop with GD_GAVE_UP on very repetitive text */
+    const char *path;
+    gd_sa_progress *progress;
+    gd_status status;
+    gd_error err;
+} merge_range;
+
+typedef struct merge_heap {
+    const merge_range *r;
+    uint64_t *cur;
+    uint64_t *heap; /* part numbers, a binary min-heap on their current suffix */
+    uint64_t n;
+    uint64_t long_cmps;
+} merge_heap;
+
+static inline uint64_t heap_head(const merge_heap *h, uint64_t p)
+{
+    return h->r->parts[p].start + h->r->parts[p].sa[h->cur[p]];
+}
+
+static inline int heap_less(merge_heap *h, uint64_t a, uint64_t b)
+{
+    return suffix_cmp_counted(h->r->c, heap_head(h, a), heap_head(h, b), &h->long_cmps) < 0;
+}
+
+static void heap_sift_down(merge_heap *h, uint64_t i)
 {
     for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && heap_less(c, st, heap[l], heap[m]))
+        uint64_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < h->n && heap_less(h, h->heap[l], h->heap[m]))
             m = l;
-        if (r < n && heap_less(c, st, heap[r], heap[m]))
+        if (r < h->n && heap_less(h, h->heap[r], h->heap[m]))
             m = r;
         if (m == i)
             return;
-        size_t t = heap[i];
-        heap[i] = heap[m];
-        heap[m] = t;
+        uint64_t t = h->heap[i];
+        h->heap[i] = h->heap[m];
+        h->heap[m] = t;
         i = m;
     }
 }
 
-static gd_status merge_parts(const mapped *text, unsigned width, uint64_t tok_cnt,
-                             uint64_t part_tokens, uint64_t n_parts, const char *dir,
-                             const char *table_path, unsigned ptr_size, gd_sa_progress *progress,
-                             gd_error *err)
+static void *merge_range_worker(void *arg)
 {
-    stream *st = calloc(n_parts, sizeof *st);
-    size_t *heap = calloc(n_parts, sizeof *heap);
-    gd_status rc = GD_OK;
-    char path[PATH_CAP];
-    if (!st || !heap) {
-        free(st);
-        free(heap);
-        return sa_fail(err, GD_E_NOMEM, "out of memory merging %llu parts",
-                       (unsigned long long)n_parts);
+    merge_range *r = arg;
+    const text_ctx *c = r->c;
+    merge_heap h = {.r = r, .cur = malloc(r->k * sizeof(uint64_t)),
+                    .heap = malloc(r->k * sizeof(uint64_t)), .n = 0, .long_cmps = 0};
+    size_t cap = (size_t)1 << 20, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!h.cur || !h.heap || !buf) {
+        r->status = sa_fail(&r->err, GD_E_NOMEM, "out of memory merging");
+        goto done;
     }
-    text_ctx c = {text->data, text->size, width};
-    size_t hn = 0;
-    for (uint64_t i = 0; i < n_parts && rc == GD_OK; i++) {
-        part_path(path, sizeof path, dir, i);
-        st[i].base = i * part_tokens;
-        st[i].cap = part_tokens < IO_BUF_ENTRIES ? (size_t)part_tokens : IO_BUF_ENTRIES;
-        st[i].buf = malloc(st[i].cap * sizeof *st[i].buf);
-        st[i].f = st[i].buf ? fopen(path, "rb") : NULL;
-        if (!st[i].buf)
-            rc = sa_fail(err, GD_E_NOMEM, "out of memory merging parts");
-        else if (!st[i].f)
-            rc = sa_fail(err, GD_E_IO, "cannot open %s: %s", path, strerror(errno));
-        int done = 1;
-        if (rc == GD_OK)
-            rc = stream_next(&st[i], path, &done, err);
-        if (rc == GD_OK && !done)
-            heap[hn++] = i;
+    uint64_t total = 0;
+    for (uint64_t p = 0; p < r->k; p++) {
+        h.cur[p] = r->lo[p];
+        total += r->hi[p] - r->lo[p];
+        if (h.cur[p] < r->hi[p])
+            h.heap[h.n++] = p;
     }
-    for (size_t i = hn / 2; i-- > 0;)
-        heap_down(&c, st, heap, hn, i);
-    writer w = {0};
-    if (rc == GD_OK)
-        rc = writer_open(&w, table_path, tok_cnt * ptr_size, err);
-    if (rc == GD_OK) {
-        uint64_t written = 0;
-        while (hn > 0 && rc == GD_OK) {
-            size_t top = heap[0];
-            rc = writer_put(&w, st[top].head * width, ptr_size, err);
-            if (++written % (1u << 20) == 0)
-                progress_set(progress, GD_SA_PHASE_MERGE, written, tok_cnt);
-            int done = 0;
-            part_path(path, sizeof path, dir, top);
-            if (rc == GD_OK)
-                rc = stream_next(&st[top], path, &done, err);
-            if (done)
-                heap[0] = heap[--hn];
-            heap_down(&c, st, heap, hn, 0);
+    for (uint64_t i = h.n / 2; i-- > 0;)
+        heap_sift_down(&h, i);
+    uint64_t long_cmp_limit = total / 256 + 1024;
+    uint64_t out = r->out_rank * r->ptr_size;
+    while (h.n > 0) {
+        uint64_t p = h.heap[0];
+        const sorted_part *sp = &r->parts[p];
+        uint64_t v = (sp->start + sp->sa[h.cur[p]]) * c->width;
+        for (unsigned b = 0; b < r->ptr_size; b++)
+            buf[len++] = (uint8_t)(v >> (8 * b));
+        if (cap - len < 8) {
+            if (pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len) {
+                r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path,
+                                    strerror(errno));
+                goto done;
+            }
+            out += len;
+            progress_add(r->progress, len / r->ptr_size);
+            len = 0;
         }
-        if (rc == GD_OK && written != tok_cnt)
-            rc = sa_fail(err, GD_E_IO, "merge wrote %llu entries, expected %llu",
-                         (unsigned long long)written, (unsigned long long)tok_cnt);
-        rc = writer_close(&w, rc, err);
-        if (rc != GD_OK)
-            unlink(table_path);
+        h.cur[p]++;
+        if (h.cur[p] + PF < r->hi[p])
+            __builtin_prefetch(c->data + (sp->start + sp->sa[h.cur[p] + PF]) * c->width);
+        if (h.cur[p] == r->hi[p])
+            h.heap[0] = h.heap[--h.n];
+        heap_sift_down(&h, 0);
+        if (r->may_give_up && h.long_cmps > long_cmp_limit) {
+            r->status = GD_GAVE_UP;
+            goto done;
+        }
     }
-    for (uint64_t i = 0; i < n_parts; i++) {
-        if (st[i].f)
-            fclose(st[i].f);
-        free(st[i].buf);
+    if (len && pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len)
+        r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
+    progress_add(r->progress, len / r->ptr_size);
+done:
+    free(buf);
+    free(h.cur);
+    free(h.heap);
+    return NULL;
+}
+
+/* Runs fn(arg + i * size) for i < count on up to count threads; what cannot start runs here. */
+static void run_threads(void *(*fn)(void *), void *args, size_t size, unsigned count)
+{
+    pthread_t *tids = calloc(count, sizeof *tids);
+    unsigned started = 0;
+    while (tids && started < count &&
+           pthread_create(&tids[started], NULL, fn, (char *)args + (size_t)started * size) == 0)
+        started++;
+    for (unsigned i = started; i < count; i++)
+        fn((char *)args + (size_t)i * size);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+}
+
+static gd_status merge_sorted_parts(const text_ctx *c, const sorted_part *parts, uint64_t k,
+                                    unsigned threads, unsigned ptr_size, int may_give_up,
+                                    const char *table_path, gd_sa_progress *progress,
+                                    gd_error *err)
+{
+    uint64_t n = c->size / c->width;
+    gd_status st = GD_OK;
+    if (threads < 1)
+        threads = 1;
+    if (threads > parts[0].m)
+        threads = (unsigned)(parts[0].m ? parts[0].m : 1);
+    merge_range *ranges = calloc(threads, sizeof *ranges);
+    uint64_t *bounds = malloc((size_t)(threads + 1) * k * sizeof *bounds);
+    if (!ranges || !bounds) {
+        free(ranges);
+        free(bounds);
+        return sa_fail(err, GD_E_NOMEM, "out of memory merging %llu parts", (unsigned long long)k);
     }
-    free(st);
-    free(heap);
-    return rc;
+    int fd = open(table_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        st = sa_fail(err, GD_E_IO, "cannot create %s: %s", table_path, strerror(errno));
+    else if (ftruncate(fd, (off_t)(n * ptr_size)) != 0)
+        st = sa_fail(err, GD_E_IO, "cannot size %s: %s", table_path, strerror(errno));
+    if (st == GD_OK) {
+        progress_set(progress, GD_SA_PHASE_MERGE, 0, n);
+        /* range j starts at the suffix of rank j * m0 / threads of part 0 */
+        for (unsigned j = 0; j <= threads; j++)
+            for (uint64_t p = 0; p < k; p++) {
+                uint64_t *b = &bounds[(size_t)j * k + p];
+                if (j == 0)
+                    *b = 0;
+                else if (j == threads)
+                    *b = parts[p].m;
+                else
+                    *b = part_lower_bound(c, &parts[p],
+                                          parts[0].start + parts[0].sa[j * parts[0].m / threads]);
+            }
+        uint64_t out_rank = 0;
+        for (unsigned j = 0; j < threads; j++) {
+            ranges[j] = (merge_range){.c = c, .parts = parts, .k = k, .lo = &bounds[(size_t)j * k],
+                                      .hi = &bounds[(size_t)(j + 1) * k], .out_rank = out_rank,
+                                      .fd = fd, .ptr_size = ptr_size, .may_give_up = may_give_up,
+                                      .path = table_path, .progress = progress, .status = GD_OK};
+            for (uint64_t p = 0; p < k; p++)
+                out_rank += ranges[j].hi[p] - ranges[j].lo[p];
+        }
+        run_threads(merge_range_worker, ranges, sizeof *ranges, threads);
+        for (unsigned j = 0; j < threads && st == GD_OK; j++)
+            if (ranges[j].status != GD_OK) {
+                st = ranges[j].status;
+                if (err)
+                    *err = ranges[j].err;
+            }
+    }
+    if (fd >= 0 && close(fd) != 0 && st == GD_OK)
+        st = sa_fail(err, GD_E_IO, "cannot close %s: %s", table_path, strerror(errno));
+    if (fd >= 0 && st != GD_OK)
+        unlink(table_path);
+    free(ranges);
+    free(bounds);
+    return st;
 }
 
 /* ---------------------------------------------------------------- parallel, in memory */
-
-/* With several threads and memory for the whole shard: each thread sorts one slice, then each
- * thread merges one range of output ranks (split at suffixes of part 0) straight into the table. */
 
 typedef struct mem_part {
     const mapped *text;
     unsigned width;
     uint64_t tok_cnt, start, end, overlap;
-    uint32_t *sa; /* relative to start, only suffixes starting in [start, end), in order */
+    uint32_t *sa;
     uint64_t m;
     gd_status status;
     gd_error err;
@@ -806,224 +916,91 @@ static void *mem_part_worker(void *arg)
     if (shrunk)
         p->sa = shrunk;
     text_ctx c = {p->text->data, p->text->size, p->width};
+    uint64_t budget = m / 64 + 1024; /* beyond it, repetitive text: the caller has a linear path */
     if (slice_end < p->tok_cnt)
-    {
-        uint64_t budget = m / 64 + 1024;
         p->status = fix_truncated_runs(&c, p->start, p->sa, m, p->overlap, &budget, &p->err);
-    }
     return NULL;
 }
 
-/* First rank in part p whose suffix sorts after suffix x (x never equals one of p's suffixes
- * unless it is one of them, and then that rank). */
-static uint64_t part_lower_bound(const text_ctx *c, const mem_part *p, uint64_t x)
-{
-    uint64_t lo = 0, hi = p->m;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        uint64_t y = p->start + p->sa[mid];
-        if (y != x && suffix_cmp(c, y, x) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-#define MAX_MEM_PARTS 64
-
-typedef struct merge_range {
-    const text_ctx *c;
-    const mem_part *parts;
-    unsigned k;
-    uint64_t lo[MAX_MEM_PARTS], hi[MAX_MEM_PARTS];
-    uint64_t out_rank;
-    int fd;
-    unsigned ptr_size;
-    const char *path;
-    gd_sa_progress *progress;
-    gd_status status;
-    gd_error err;
-} merge_range;
-
-/* suffix_cmp that counts comparisons reaching past LONG_CMP_BYTES (the cost of repetitive text). */
-static int suffix_cmp_counted(const text_ctx *c, uint64_t a, uint64_t b, uint64_t *long_cmps)
-{
-    uint64_t oa = a * c->width, ob = b * c->width;
-    uint64_t la = c->size - oa, lb = c->size - ob;
-    uint64_t l = la < lb ? la : lb;
-    if (l > LONG_CMP_BYTES) {
-        int r = memcmp(c->data + oa, c->data + ob, LONG_CMP_BYTES);
-        if (r)
-            return r;
-        ++*long_cmps;
-    }
-    return suffix_cmp(c, a, b);
-}
-
-static inline uint64_t range_head(const merge_range *r, const uint64_t *cur, unsigned p)
-{
-    return r->parts[p].start + r->parts[p].sa[cur[p]];
-}
-
-static void *merge_range_worker(void *arg)
-{
-    merge_range *r = arg;
-    const text_ctx *c = r->c;
-    uint64_t cur[MAX_MEM_PARTS], long_cmps = 0, total = 0;
-    unsigned heap[MAX_MEM_PARTS], hn = 0;
-    for (unsigned p = 0; p < r->k; p++) {
-        cur[p] = r->lo[p];
-        total += r->hi[p] - r->lo[p];
-        if (cur[p] < r->hi[p])
-            heap[hn++] = p;
-    }
-    uint64_t long_cmp_limit = total / 256 + 1024;
-    /* insertion into a tiny sorted array: k is the thread count */
-    for (unsigned i = 1; i < hn; i++) {
-        unsigned v = heap[i], j = i;
-        while (j > 0 && suffix_cmp(c, range_head(r, cur, heap[j - 1]), range_head(r, cur, v)) > 0) {
-            heap[j] = heap[j - 1];
-            j--;
-        }
-        heap[j] = v;
-    }
-    size_t cap = (size_t)1 << 20, len = 0;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        r->status = sa_fail(&r->err, GD_E_NOMEM, "out of memory merging");
-        return NULL;
-    }
-    uint64_t out = r->out_rank * r->ptr_size;
-    while (hn > 0) {
-        unsigned p = heap[0];
-        uint64_t v = range_head(r, cur, p) * c->width;
-        for (unsigned b = 0; b < r->ptr_size; b++)
-            buf[len++] = (uint8_t)(v >> (8 * b));
-        if (cap - len < 8) {
-            if (pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len) {
-                r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
-                break;
-            }
-            out += len;
-            progress_add(r->progress, len / r->ptr_size);
-            len = 0;
-        }
-        cur[p]++;
-        if (cur[p] + PF < r->hi[p])
-            __builtin_prefetch(c->data + (r->parts[p].start + r->parts[p].sa[cur[p] + PF]) * c->width);
-        if (cur[p] == r->hi[p]) {
-            memmove(heap, heap + 1, (--hn) * sizeof *heap);
-            continue;
-        }
-        if (long_cmps > long_cmp_limit) {
-            r->status = GD_GAVE_UP;
-            break;
-        }
-        /* sift the advanced stream down to its place */
-        unsigned j = 0;
-        uint64_t h = range_head(r, cur, p);
-        while (j + 1 < hn && suffix_cmp_counted(c, range_head(r, cur, heap[j + 1]), h, &long_cmps) < 0) {
-            heap[j] = heap[j + 1];
-            j++;
-        }
-        heap[j] = p;
-    }
-    if (r->status == GD_OK && len && pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len)
-        r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
-    progress_add(r->progress, len / r->ptr_size);
-    free(buf);
-    return NULL;
-}
-
+/* With several threads and memory for the whole shard: each thread sorts one slice, then the
+ * slices are range-merged. GD_GAVE_UP on very repetitive text (long runs, long comparisons). */
 static gd_status build_parallel(const mapped *text, unsigned w, const gd_sa_plan_info *plan,
                                 unsigned threads, const char *table_path, gd_sa_progress *progress,
                                 gd_error *err)
 {
-    uint64_t n = plan->tok_cnt;
-    unsigned k = threads;
-    mem_part parts[MAX_MEM_PARTS];
-    merge_range ranges[MAX_MEM_PARTS];
-    pthread_t tids[MAX_MEM_PARTS];
-    uint64_t chunk = (n + k - 1) / k;
-    uint64_t overlap = plan->overlap_tokens;
+    uint64_t n = plan->tok_cnt, chunk = (n + threads - 1) / threads;
+    mem_part *parts = calloc(threads, sizeof *parts);
+    sorted_part *sorted = calloc(threads, sizeof *sorted);
     gd_status st = GD_OK;
-    memset(parts, 0, sizeof parts);
-    progress_set(progress, GD_SA_PHASE_SORT, 0, k);
-    unsigned started = 0;
-    for (unsigned i = 0; i < k; i++) {
+    if (!parts || !sorted) {
+        free(parts);
+        free(sorted);
+        return sa_fail(err, GD_E_NOMEM, "out of memory");
+    }
+    progress_set(progress, GD_SA_PHASE_SORT, 0, threads);
+    for (unsigned i = 0; i < threads; i++)
         parts[i] = (mem_part){.text = text, .width = w, .tok_cnt = n, .start = i * chunk,
                               .end = (i + 1) * chunk < n ? (i + 1) * chunk : n,
-                              .overlap = overlap, .status = GD_OK};
-    }
-    for (; started < k; started++)
-        if (pthread_create(&tids[started], NULL, mem_part_worker, &parts[started]) != 0)
-            break;
-    for (unsigned i = started; i < k; i++)
-        mem_part_worker(&parts[i]); /* threads unavailable: sort the rest here */
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    for (unsigned i = 0; i < k && st == GD_OK; i++)
+                              .overlap = plan->overlap_tokens, .status = GD_OK};
+    run_threads(mem_part_worker, parts, sizeof *parts, threads);
+    for (unsigned i = 0; i < threads && st == GD_OK; i++)
         if (parts[i].status != GD_OK) {
             st = parts[i].status;
             if (err)
                 *err = parts[i].err;
         }
-    text_ctx c = {text->data, text->size, w};
-    int fd = -1;
     if (st == GD_OK) {
-        fd = open(table_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0)
-            st = sa_fail(err, GD_E_IO, "cannot create %s: %s", table_path, strerror(errno));
-        else if (ftruncate(fd, (off_t)(n * plan->ptr_size)) != 0)
-            st = sa_fail(err, GD_E_IO, "cannot size %s: %s", table_path, strerror(errno));
+        for (unsigned i = 0; i < threads; i++)
+            sorted[i] = (sorted_part){parts[i].start, parts[i].sa, parts[i].m};
+        text_ctx c = {text->data, text->size, w};
+        st = merge_sorted_parts(&c, sorted, threads, threads, plan->ptr_size, 1, table_path,
+                                progress, err);
     }
-    if (st == GD_OK) {
-        progress_set(progress, GD_SA_PHASE_MERGE, 0, n);
-        /* output range j starts at the suffix of rank j * m0 / k of part 0 */
-        uint64_t bounds[MAX_MEM_PARTS + 1][MAX_MEM_PARTS];
-        for (unsigned j = 0; j <= k; j++)
-            for (unsigned p = 0; p < k; p++) {
-                if (j == 0)
-                    bounds[j][p] = 0;
-                else if (j == k)
-                    bounds[j][p] = parts[p].m;
-                else {
-                    uint64_t x = parts[0].start + parts[0].sa[j * parts[0].m / k];
-                    bounds[j][p] = part_lower_bound(&c, &parts[p], x);
-                }
-            }
-        uint64_t out_rank = 0;
-        for (unsigned j = 0; j < k; j++) {
-            ranges[j] = (merge_range){.c = &c, .parts = parts, .k = k, .out_rank = out_rank, .fd = fd,
-                                      .ptr_size = plan->ptr_size, .path = table_path,
-                                      .progress = progress, .status = GD_OK};
-            for (unsigned p = 0; p < k; p++) {
-                ranges[j].lo[p] = bounds[j][p];
-                ranges[j].hi[p] = bounds[j + 1][p];
-                out_rank += bounds[j + 1][p] - bounds[j][p];
-            }
-        }
-        for (started = 0; started < k; started++)
-            if (pthread_create(&tids[started], NULL, merge_range_worker, &ranges[started]) != 0)
-                break;
-        for (unsigned j = started; j < k; j++)
-            merge_range_worker(&ranges[j]);
-        for (unsigned j = 0; j < started; j++)
-            pthread_join(tids[j], NULL);
-        for (unsigned j = 0; j < k && st == GD_OK; j++)
-            if (ranges[j].status != GD_OK) {
-                st = ranges[j].status;
-                if (err)
-                    *err = ranges[j].err;
-            }
-    }
-    if (fd >= 0 && close(fd) != 0 && st == GD_OK)
-        st = sa_fail(err, GD_E_IO, "cannot close %s: %s", table_path, strerror(errno));
-    if (fd >= 0 && st != GD_OK)
-        unlink(table_path);
-    for (unsigned i = 0; i < k; i++)
+    for (unsigned i = 0; i < threads; i++)
         free(parts[i].sa);
+    free(parts);
+    free(sorted);
+    return st;
+}
+
+/* ---------------------------------------------------------------- parts on disk */
+
+/* Part files hold native-endian u32 suffix indices relative to the part start; they are
+ * temporaries of one build on one machine, mapped back read-only for the merge. */
+static gd_status merge_part_files(const mapped *text, unsigned w, const gd_sa_plan_info *plan,
+                                  unsigned threads, const char *dir, const char *table_path,
+                                  gd_sa_progress *progress, gd_error *err)
+{
+    uint64_t k = plan->n_parts, n = plan->tok_cnt;
+    sorted_part *parts = calloc(k, sizeof *parts);
+    mapped *maps = calloc(k, sizeof *maps);
+    gd_status st = GD_OK;
+    if (!parts || !maps) {
+        free(parts);
+        free(maps);
+        return sa_fail(err, GD_E_NOMEM, "out of memory merging %llu parts", (unsigned long long)k);
+    }
+    char path[PATH_CAP];
+    for (uint64_t i = 0; i < k && st == GD_OK; i++) {
+        uint64_t start = i * plan->part_tokens;
+        uint64_t end = start + plan->part_tokens < n ? start + plan->part_tokens : n;
+        part_path(path, sizeof path, dir, i);
+        st = map_file(path, &maps[i], err);
+        if (st == GD_OK && maps[i].size != (end - start) * sizeof(uint32_t))
+            st = sa_fail(err, GD_E_IO, "%s: %llu bytes, expected %llu", path,
+                         (unsigned long long)maps[i].size,
+                         (unsigned long long)((end - start) * sizeof(uint32_t)));
+        parts[i] = (sorted_part){start, (const uint32_t *)(const void *)maps[i].data, end - start};
+    }
+    if (st == GD_OK) {
+        text_ctx c = {text->data, text->size, w};
+        st = merge_sorted_parts(&c, parts, k, threads, plan->ptr_size, 0, table_path, progress,
+                                err);
+    }
+    for (uint64_t i = 0; i < k; i++)
+        unmap_file(&maps[i]);
+    free(parts);
+    free(maps);
     return st;
 }
 
@@ -1101,8 +1078,8 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
     }
     unsigned w = opts->token_width;
     unsigned threads = opts->threads ? opts->threads : 1;
-    if (threads > MAX_MEM_PARTS)
-        threads = MAX_MEM_PARTS;
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
     if (plan.n_parts == 1 && threads > 1 && plan.tok_cnt >= PARALLEL_MIN_TOKENS) {
         st = build_parallel(&text, w, &plan, threads, table_path, progress, err);
         if (st != GD_GAVE_UP) {
@@ -1160,28 +1137,14 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
                     .next = 0, .status = GD_OK};
     pthread_mutex_init(&job.lock, NULL);
     progress_set(progress, GD_SA_PHASE_SORT, 0, plan.n_parts);
-    if (threads > plan.n_parts)
-        threads = (unsigned)plan.n_parts;
-    pthread_t *tids = calloc(threads, sizeof *tids);
-    unsigned started = 0;
-    if (tids) {
-        for (; started < threads; started++)
-            if (pthread_create(&tids[started], NULL, part_worker, &job) != 0)
-                break;
-    }
-    if (started == 0)
-        part_worker(&job); /* no thread could start: do the work here */
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    free(tids);
+    /* every sorting thread takes parts from the shared job until none is left */
+    run_threads(part_worker, &job, 0, threads < plan.n_parts ? threads : (unsigned)plan.n_parts);
     pthread_mutex_destroy(&job.lock);
     st = job.status;
     if (st != GD_OK && err)
         *err = job.err;
     if (st == GD_OK) {
-        progress_set(progress, GD_SA_PHASE_MERGE, 0, plan.tok_cnt);
-        st = merge_parts(&text, w, plan.tok_cnt, plan.part_tokens, plan.n_parts, dir, table_path,
-                         plan.ptr_size, progress, err);
+        st = merge_part_files(&text, w, &plan, threads, dir, table_path, progress, err);
     }
     char path[PATH_CAP];
     for (uint64_t i = 0; i < plan.n_parts; i++) {
