@@ -294,6 +294,11 @@ def build_index(o: BuildOptions) -> Manifest:
         raise BuildError("the corpus is empty: no .jsonl, .jsonl.gz, .jsonl.zst or .txt files in the inputs")
     if o.tokenizer is not None and not o.tokenizer.is_file():
         raise BuildError(f"{o.tokenizer}: tokenizer file not found")
+    clash = [w for w in ("tokenized", "table", "offset", "metadata", "metaoff", "unigram")
+             if w in str(o.output.resolve())]
+    if clash:  # infini-gram's engine assigns files to roles by substring of their full path
+        note(f"warning: the output path contains {clash[0]!r}; infini-gram's own engine would "
+             "misread this index (gramdex's is not affected)", o.quiet)
     work, state = _prepare_workdir(o, _fingerprint(o, files))
     try:
         tok = _make_tokenizer(o, files, work, state)
