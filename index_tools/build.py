@@ -298,7 +298,7 @@ def build_index(o: BuildOptions) -> Manifest:
              if w in str(o.output.resolve())]
     if clash:  # infini-gram's engine assigns files to roles by substring of their full path
         note(f"warning: the output path contains {clash[0]!r}; infini-gram's own engine would "
-             "misread this index (gramdex's is not affected)", o.quiet)
+             "misread this index", o.quiet)
     work, state = _prepare_workdir(o, _fingerprint(o, files))
     try:
         tok = _make_tokenizer(o, files, work, state)
