@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-from service_support.fixtures import Server
-
 import gramdex_client as gc
+import pytest
 from gramdex_client import AsyncClient, all_of, any_of
+from service_support.fixtures import Server
 
 
 def test_async_endpoints(server: Server) -> None:

@@ -9,11 +9,10 @@ import threading
 import time
 from collections.abc import Iterator
 
-import pytest
-from service_support.fixtures import Indexes, Server, free_port, write_config
-
 import gramdex_client as gc
+import pytest
 from gramdex_client import AsyncClient, Client, Retry
+from service_support.fixtures import Indexes, Server, free_port, write_config
 
 KEYS = """
 [concurrency]

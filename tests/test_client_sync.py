@@ -7,13 +7,13 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import gramdex_client as gc
 import pytest
 import yaml
-from service_support.fixtures import Server
-
-import gramdex_client as gc
 from gramdex_client import Client, all_of, any_of
 from gramdex_client import models as m
+from service_support.fixtures import Server
+
 from service.errors import PROBLEMS
 
 REPO = Path(__file__).resolve().parents[1]
