@@ -1029,11 +1029,14 @@ gd_status gd_sa_plan(uint64_t ds_size, const gd_sa_options *opts, gd_sa_plan_inf
     if (opts->max_part_tokens) {
         part = opts->max_part_tokens;
     } else if (opts->memory_budget) {
+        /* in memory, the threads' slices together cover the shard once (plus their overlaps);
+         * in parts, every thread sorts one part at a time */
+        uint64_t whole = (n + (threads > 1 ? threads * overlap : 0)) * bytes_per_token(w);
         uint64_t cap = opts->memory_budget / threads / bytes_per_token(w);
         if (cap < 2)
             return sa_fail(err, GD_E_INVALID, "memory budget of %llu bytes is too small",
                            (unsigned long long)opts->memory_budget);
-        if (n > cap) {
+        if (whole > opts->memory_budget) {
             if (overlap > cap / 2)
                 overlap = cap / 2;
             part = cap - overlap;
@@ -1054,7 +1057,9 @@ gd_status gd_sa_plan(uint64_t ds_size, const gd_sa_options *opts, gd_sa_plan_inf
     out->part_tokens = part;
     out->overlap_tokens = overlap;
     out->n_parts = (n + part - 1) / part;
-    out->peak_bytes = (part + (out->n_parts > 1 ? overlap : 0)) * bytes_per_token(w) * threads;
+    out->peak_bytes = out->n_parts == 1
+                          ? (n + (threads > 1 ? threads * overlap : 0)) * bytes_per_token(w)
+                          : (part + overlap) * bytes_per_token(w) * threads;
     return GD_OK;
 }
 
