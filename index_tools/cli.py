@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from index_tools.terminal import TERMINAL_COMMANDS
 from service.cli import add_serve_parser, run_serve
 from service.summarize.worker import add_summarize_worker_parser, run_summarize_worker
 from summarizer.distill import add_distill_parser, run_distill
@@ -121,6 +122,7 @@ COMMANDS: dict[str, tuple[Callable[..., argparse.ArgumentParser], Handler]] = {
     "serve": (add_serve_parser, run_serve),
     "distill": (add_distill_parser, run_distill),
     "summarize-worker": (add_summarize_worker_parser, run_summarize_worker),
+    **TERMINAL_COMMANDS,
 }
 
 
