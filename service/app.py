@@ -19,10 +19,12 @@ from service import errors
 from service.metrics import MetricsMiddleware
 from service.registry import Registry
 from service.reload import index_configs, reload
-from service.routes import admin, compat, indexes, ops, queries
+from service.routes import admin, compat, explorer, indexes, ops, queries
 from service.schemas import ProblemOut
 from service.settings import Settings, load_settings
 from service.state import ServiceState, state
+from service.summarize.gateway import PoolConfig, WorkerPool
+from service.summarize.router import router as summarize_router
 
 log = logging.getLogger("gramdex.service")
 API_VERSION = "1.0.0"
@@ -92,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sys.setswitchinterval(settings.concurrency.gil_switch_interval_ms / 1000)
         svc = ServiceState(settings, registry)
         app.state.service = svc
+        app.state.summarize_pool = None
+        # workers start in the background: the API answers at once, /v1/summarize says 503 until they are up
+        starting = asyncio.create_task(_start_summarizer(app, settings))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # SIGHUP reloads like POST /v1/admin/reload (with several workers uvicorn restarts them instead)
@@ -99,6 +104,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        if app.state.summarize_pool is not None:
+            await app.state.summarize_pool.close()
         svc.pools.shutdown()
 
     app = FastAPI(title="gramdex", version=API_VERSION, lifespan=lifespan,
@@ -109,8 +119,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(indexes.router, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.include_router(queries.router, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.include_router(compat.router, dependencies=protected, responses=PROBLEM_RESPONSES)
+    app.include_router(summarize_router, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.include_router(admin.router, responses=PROBLEM_RESPONSES)
     app.include_router(ops.router)
+    app.include_router(explorer.router)
     app.add_middleware(BodyLimit, max_bytes=lambda: _limits(app).max_body_bytes)
     app.add_middleware(MetricsMiddleware, known_index=registry.has)
     return app
@@ -119,6 +131,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _limits(app: FastAPI):  # noqa: ANN202 - Limits
     svc = getattr(app.state, "service", None)
     return svc.limits if svc is not None else Settings().limits
+
+
+async def _start_summarizer(app: FastAPI, settings: Settings) -> None:
+    s = settings.summarizer
+    if s.workers == 0 and not s.urls:
+        return
+    config = PoolConfig(local_workers=s.workers, urls=list(s.urls), model=s.model, deadline_s=s.deadline_s,
+                        max_queue=s.max_queue)
+    try:
+        app.state.summarize_pool = await WorkerPool.start(config)
+    except Exception:  # the API keeps serving; /v1/summarize answers 503 and the log says why
+        log.exception("the summarizer workers did not start")
 
 
 async def _reload_quietly(svc: ServiceState) -> None:

@@ -31,11 +31,13 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "query-too-large": (413, "The query is over a configured limit"),
     "unsupported-media-type": (415, "Send application/json"),
     "validation-error": (422, "A field is missing, of the wrong type or out of range"),
+    "impossible-budget": (422, "The summary budget cannot be met"),
     "rate-limited": (429, "Too many requests for this API key"),
     "internal": (500, "Internal error"),
     "reload-failed": (500, "The new settings could not be applied; the previous ones stay in force"),
     "index-unavailable": (503, "The index cannot answer"),
     "overloaded": (503, "The server is saturated; retry later"),
+    "summarizer-unavailable": (503, "No summarizer worker can answer now; retry later"),
     "deadline-exceeded": (504, "The query ran past its deadline and was stopped"),
 }
 

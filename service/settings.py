@@ -81,6 +81,16 @@ class Concurrency(BaseModel):
     inline_fast: bool = False
 
 
+class Summarizer(BaseModel):
+    """The summarizer's worker processes behind /v1/summarize."""
+
+    workers: int = Field(default=2, ge=0, description="local worker processes that `gramdex serve` supervises")
+    urls: list[str] = Field(default_factory=list, description="workers run elsewhere (gramdex summarize-worker)")
+    model: Path | None = Field(default=None, description="a model .npz; default: the one shipped with gramdex")
+    deadline_s: float = Field(default=10.0, gt=0)
+    max_queue: int = Field(default=32, ge=0, description="waiting documents beyond all workers' slots before 503")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRAMDEX_", env_nested_delimiter="__", extra="forbid")
 
@@ -91,6 +101,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     limits: Limits = Field(default_factory=Limits)
     concurrency: Concurrency = Field(default_factory=Concurrency)
+    summarizer: Summarizer = Field(default_factory=Summarizer)
     api_keys: list[ApiKey] = Field(default_factory=list)
     # once a non-admin key is configured, queries without a key are refused; anonymous_rate_per_s limits each
     # client address that sends no key

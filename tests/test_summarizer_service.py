@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
+from service import errors
 from service.summarize.gateway import PoolConfig, WorkerPool
 from service.summarize.router import router
 
@@ -57,6 +58,7 @@ def gateway() -> Iterator[Gateway]:
         await app.state.summarize_pool.close()
 
     app = FastAPI(lifespan=lifespan)
+    errors.install(app)
     app.include_router(router)
     port = _port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

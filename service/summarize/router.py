@@ -11,9 +11,9 @@ import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from service.errors import Problem
 from service.summarize.gateway import DeadlineError, NoWorkerError, QueueFullError, WorkerError, WorkerPool
 
 MAX_TEXT_CHARS = 200_000   # about 30,000 words: the cache model is quadratic in the document's length
@@ -22,7 +22,16 @@ MAX_BATCH = 32
 router = APIRouter(tags=["summarize"])
 
 
+_EXAMPLE_TEXT = ("the city council approved a new budget on tuesday . the budget raises spending on schools by ten "
+                 "percent . critics said the plan ignores roads . the mayor said roads will get money next year .")
+
+
 class SummarizeRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": _EXAMPLE_TEXT, "max_tokens": 20},
+        {"text": _EXAMPLE_TEXT, "ratio": 0.5, "mode": "compressive"},
+    ]})
+
     text: Any = None
     max_tokens: int | None = Field(default=None, description="hard budget in words and punctuation tokens")
     ratio: float | None = Field(default=None, description="budget as a share of the document's tokens")
@@ -31,71 +40,65 @@ class SummarizeRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"documents": [{"text": _EXAMPLE_TEXT, "max_tokens": 20}, {"text": _EXAMPLE_TEXT, "ratio": 0.3}]},
+    ]})
+
     documents: list[SummarizeRequest] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.headers = status, title, detail, headers or {}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse({"type": "about:blank", "title": self.title, "status": self.status,
-                             "detail": self.detail}, status_code=self.status, headers=self.headers,
-                            media_type="application/problem+json")
 
 
 def _validate(req: SummarizeRequest) -> dict[str, Any]:
     if not isinstance(req.text, str):
-        raise Problem(400, "text must be a string", f"got {type(req.text).__name__}")
+        raise Problem("invalid-query", f"text must be a string, not {type(req.text).__name__}", field="text")
     if not req.text.strip() or not any(c.isalnum() for c in req.text):
-        raise Problem(400, "empty document", "text has no words to summarize")
+        raise Problem("invalid-query", "text has no words to summarize", field="text")
     if len(req.text) > MAX_TEXT_CHARS:
-        raise Problem(413, "document too large", f"{len(req.text):,} characters; the limit is {MAX_TEXT_CHARS:,}")
+        raise Problem("query-too-large", f"text: {len(req.text):,} characters; the limit is {MAX_TEXT_CHARS:,}",
+                      field="text", extra={"limit": MAX_TEXT_CHARS})
     if (req.max_tokens is None) == (req.ratio is None):
-        raise Problem(422, "impossible budget", "give exactly one of max_tokens and ratio")
+        raise Problem("impossible-budget", "give exactly one of max_tokens and ratio", field="max_tokens")
     if req.max_tokens is not None and req.max_tokens < 1:
-        raise Problem(422, "impossible budget", f"max_tokens must be at least 1, not {req.max_tokens}")
+        raise Problem("impossible-budget", f"max_tokens must be at least 1, not {req.max_tokens}", field="max_tokens")
     if req.ratio is not None and not 0 < req.ratio <= 1:
-        raise Problem(422, "impossible budget", f"ratio must be in (0, 1], not {req.ratio}")
+        raise Problem("impossible-budget", f"ratio must be in (0, 1], not {req.ratio}", field="ratio")
     return req.model_dump(exclude_none=True)
 
 
+_WORKER_SLUGS = {400: "invalid-query", 404: "unknown-index", 413: "query-too-large", 422: "impossible-budget"}
+
+
 async def _one(pool: WorkerPool, payload: dict[str, Any]) -> dict[str, Any]:
+    retry = {"Retry-After": str(pool.config.retry_after_s)}
     try:
         return await pool.summarize(payload)
     except QueueFullError:
-        raise Problem(503, "summarizer busy", "the queue is full; retry later",
-                      {"Retry-After": str(pool.config.retry_after_s)}) from None
+        raise Problem("overloaded", "the summarizer queue is full; retry later", headers=retry) from None
     except DeadlineError:
-        raise Problem(504, "deadline exceeded", f"no summary within {pool.config.deadline_s} s") from None
+        raise Problem("deadline-exceeded", f"no summary within {pool.config.deadline_s} s") from None
     except NoWorkerError as exc:
-        raise Problem(503, "no summarizer worker", str(exc), {"Retry-After": str(pool.config.retry_after_s)}) from None
+        raise Problem("summarizer-unavailable", str(exc), headers=retry) from None
     except WorkerError as exc:
         body = exc.body if isinstance(exc.body, dict) else {}
-        raise Problem(exc.status, str(body.get("title", "worker error")), str(body.get("detail", ""))) from None
+        slug = _WORKER_SLUGS.get(exc.status, "summarizer-unavailable")
+        raise Problem(slug, str(body.get("detail", "the worker refused the document")),
+                      headers=retry if slug == "summarizer-unavailable" else None) from None
 
 
 def _pool(request: Request) -> WorkerPool:
     pool = getattr(request.app.state, "summarize_pool", None)
     if pool is None:
-        raise Problem(503, "summarizer not started", "this server runs no summarizer workers")
+        raise Problem("summarizer-unavailable", "no summarizer worker is running yet",
+                      headers={"Retry-After": "1"})
     return pool
 
 
 @router.post("/v1/summarize")
 async def summarize(body: SummarizeRequest, request: Request) -> Any:
-    try:
-        return await _one(_pool(request), _validate(body))
-    except Problem as p:
-        return p.response()
+    return await _one(_pool(request), _validate(body))
 
 
 @router.post("/v1/summarize/batch")
 async def summarize_batch(body: BatchRequest, request: Request) -> Any:
-    try:
-        pool = _pool(request)
-        payloads = [_validate(d) for d in body.documents]
-        return {"results": await asyncio.gather(*(_one(pool, p) for p in payloads))}
-    except Problem as p:
-        return p.response()
+    pool = _pool(request)
+    payloads = [_validate(d) for d in body.documents]
+    return {"results": await asyncio.gather(*(_one(pool, p) for p in payloads))}

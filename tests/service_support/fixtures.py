@@ -90,7 +90,8 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = config.with_suffix(".log")
-        full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        # summarizer workers only where a test asks for them: each is a process that loads the model
+        full_env = {**os.environ, "PYTHONPATH": str(REPO), "GRAMDEX_SUMMARIZER__WORKERS": "0", **(env or {})}
         full_env.pop("GRAMDEX_CONFIG", None)
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -131,7 +132,7 @@ def server(indexes: Indexes, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """The shared server: `demo` (text) and `slow` (bytes) indexes, no client keys, an admin key."""
     cfg = write_config(tmp_path_factory.mktemp("srv") / "gramdex.toml", {"demo": indexes.text, "slow": indexes.slow},
                        "[concurrency]\nfast_threads = 4\nslow_threads = 2\n")
-    srv = Server(cfg)
+    srv = Server(cfg, env={"GRAMDEX_SUMMARIZER__WORKERS": "1"})
     yield srv
     srv.stop()
 
