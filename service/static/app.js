@@ -158,10 +158,13 @@ async function showAttribution(text, minLen) {
   const where = panels.attribute.root.querySelector(".where");
   where.replaceChildren();
   const nodes = [];
+  // the server gives a byte-level BPE text the leading space a word has inside running text: not the user's
+  const addedSpace = !/^\s/.test(text);
   for (let i = 0; i < tokens.length;) {
     let j = i;
     while (j < tokens.length && owner[j] === owner[i]) j++;
-    const piece = tokensText(tokens.slice(i, j));
+    let piece = tokensText(tokens.slice(i, j));
+    if (i === 0 && addedSpace && piece.startsWith(" ")) piece = piece.slice(1);
     const span = body.spans[owner[i]];
     if (!span) nodes.push(piece);
     else {
