@@ -114,7 +114,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large",
+        # FastAPI raises a bare 400 when the body is not decodable at all (invalid UTF-8, nesting too deep)
+        slug = {400: "invalid-json", 404: "not-found", 405: "method-not-allowed", 413: "body-too-large",
                 415: "unsupported-media-type"}.get(exc.status_code, "invalid-query")
         headers = dict(exc.headers or {})
         return problem_response(Problem(slug, str(exc.detail), headers=headers), request)
