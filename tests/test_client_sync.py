@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,29 @@ def test_attribute_and_score(client: Client) -> None:
     assert longest.text and client.count(a.token_ids[longest.start:longest.end]).count == longest.count
     s = client.score("the cat sat")
     assert len(s.scores) == len(s.token_ids) and all(0 < t.prob <= 1 for t in s.scores)
+
+
+NEWS = ("The council approved the new budget on Monday after a long debate. The plan adds money for schools and "
+        "roads. Critics said the budget ignores the housing shortage. The mayor will sign the plan next week.")
+
+
+def test_summarize(client: Client) -> None:
+    for _ in range(150):  # the server's summarizer workers start in the background
+        try:
+            s = client.summarize(NEWS, max_tokens=20)
+            break
+        except gc.SummarizerUnavailableError:
+            time.sleep(0.1)
+    assert s.sentences and s.scores.tokens <= s.budget == 20 and 0 <= s.scores.support <= 1
+    assert s.summary == " ".join(x.text for x in s.sentences)
+    for x in s.sentences:
+        assert NEWS[x.start:x.end] == x.text and [x.start, x.end] == [x.pieces[0][0], x.pieces[-1][1]]
+    assert client.summarize(NEWS, ratio=0.5, mode="compressive").budget > 0
+    with pytest.raises(gc.ImpossibleBudgetError) as e:
+        client.summarize(NEWS, ratio=1.5)
+    assert e.value.status == 422 and e.value.field == "ratio"
+    with pytest.raises(ValueError):
+        client.summarize(NEWS)
 
 
 def test_typed_errors(client: Client) -> None:

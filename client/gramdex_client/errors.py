@@ -112,8 +112,16 @@ class ValidationError(ClientError):
     status = 422
 
 
+class ImpossibleBudgetError(ValidationError):
+    """The summary's budget (max_tokens or ratio) cannot be met."""
+
+
 class RateLimitedError(ClientError):
     status = 429
+
+
+class HeadersTooLargeError(ClientError):
+    status = 431
 
 
 class InternalError(ServerError):
@@ -136,6 +144,10 @@ class OverloadedError(ServiceUnavailableError):
     pass
 
 
+class SummarizerUnavailableError(ServiceUnavailableError):
+    pass
+
+
 class DeadlineExceededError(ServerError):
     status = 504
 
@@ -155,17 +167,20 @@ BY_SLUG: dict[str, type[ApiError]] = {
     "query-too-large": QueryTooLargeError,
     "unsupported-media-type": UnsupportedMediaTypeError,
     "validation-error": ValidationError,
+    "impossible-budget": ImpossibleBudgetError,
+    "headers-too-large": HeadersTooLargeError,
     "rate-limited": RateLimitedError,
     "internal": InternalError,
     "reload-failed": ReloadFailedError,
     "index-unavailable": IndexUnavailableError,
     "overloaded": OverloadedError,
+    "summarizer-unavailable": SummarizerUnavailableError,
     "deadline-exceeded": DeadlineExceededError,
 }
 BY_STATUS: dict[int, type[ApiError]] = {c.status: c for c in (
     BadRequestError, UnauthorizedError, ForbiddenError, NotFoundError, MethodNotAllowedError, PayloadTooLargeError,
-    UnsupportedMediaTypeError, ValidationError, RateLimitedError, InternalError, ServiceUnavailableError,
-    DeadlineExceededError)}
+    UnsupportedMediaTypeError, ValidationError, RateLimitedError, HeadersTooLargeError, InternalError,
+    ServiceUnavailableError, DeadlineExceededError)}
 
 
 def error_for(status: int, body: Any, retry_after: float | None = None) -> ApiError:
