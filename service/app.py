@@ -44,15 +44,23 @@ async def authorize(request: Request, _: Annotated[HTTPAuthorizationCredentials 
 
 
 class BodyLimit:
-    """413 before reading a body that says (Content-Length) or turns out (chunked) to be over the limit."""
+    """413 before reading a body that says (Content-Length) or turns out (chunked) to be over the limit;
+    431 for headers over their limit (the HTTP parser itself sets none)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: object) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: object, max_header_bytes: object) -> None:
         self.app = app
-        self.max_bytes = max_bytes  # callable returning the current limit (it changes on reload)
+        self.max_bytes = max_bytes  # callables returning the current limits (they change on reload)
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        header_limit: int = self.max_header_bytes()  # type: ignore[operator]
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if header_bytes > header_limit:
+            p = errors.Problem("headers-too-large", f"the headers are over {header_limit} bytes")
+            await _send_problem(send, p, scope["path"])
             return
         limit: int = self.max_bytes()  # type: ignore[operator]
         for name, value in scope["headers"]:
@@ -123,7 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router, responses=PROBLEM_RESPONSES)
     app.include_router(ops.router)
     app.include_router(explorer.router)
-    app.add_middleware(BodyLimit, max_bytes=lambda: _limits(app).max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=lambda: _limits(app).max_body_bytes,
+                       max_header_bytes=lambda: _limits(app).max_header_bytes)
     app.add_middleware(MetricsMiddleware, known_index=registry.has)
     return app
 

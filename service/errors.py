@@ -29,6 +29,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "body-too-large": (413, "The request body is over the size limit"),
     "query-too-large": (413, "The query is over a configured limit"),
+    "headers-too-large": (431, "The request headers are over the size limit"),
     "unsupported-media-type": (415, "Send application/json"),
     "validation-error": (422, "A field is missing, of the wrong type or out of range"),
     "impossible-budget": (422, "The summary budget cannot be met"),

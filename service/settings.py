@@ -52,6 +52,8 @@ class ApiKey(BaseModel):
 
 class Limits(BaseModel):
     max_body_bytes: int = 1 << 20
+    # uvicorn's httptools parser takes headers of any size: past this total the request is answered 431
+    max_header_bytes: int = 16 << 10
     max_query_chars: int = 10_000
     max_query_tokens: int = 1_000
     max_cnf_clauses: int = 8
