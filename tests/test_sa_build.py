@@ -192,3 +192,17 @@ def test_parallel_in_memory_path(work: Path, repetitive: bool) -> None:
     if not repetitive:
         peer_builder()(tok, work / "peer", 2, cpus=1)
         assert (work / "peer").read_bytes() == (work / "one").read_bytes()
+
+
+def test_full_u16_alphabet_uses_wide_symbols(work: Path) -> None:
+    """Every one of the 65,536 u16 values occurs, so the top level cannot use 16-bit ranks."""
+    rng = random.Random(13)
+    toks = list(range(65536)) + [rng.randrange(65536) for _ in range(20_000)]
+    rng.shuffle(toks)
+    data = encode(toks, 2)
+    tok = work / "tok"
+    tok.write_bytes(data)
+    sa.build(tok, work / "ours", 2, threads=1)
+    sa.verify(tok, work / "ours", 2)
+    peer_builder()(tok, work / "peer", 2, cpus=1)
+    assert (work / "ours").read_bytes() == (work / "peer").read_bytes()

@@ -169,9 +169,29 @@ static inline int is_lms(const uint8_t *t, uint32_t i)
     return i > 0 && TYPE_S(t, i) && !TYPE_S(t, i - 1);
 }
 
+/* The text being sorted: 16-bit symbols at the top level when the alphabet fits (half the
+ * memory traffic), 32-bit in the recursion. Exactly one pointer is set; the branch is invariant. */
+typedef struct syms {
+    const uint32_t *w;
+    const uint16_t *h;
+} syms;
+
+static inline uint32_t SYM(syms s, uint32_t i)
+{
+    return s.h ? s.h[i] : s.w[i];
+}
+
+#define SYMW(s, half, i) ((half) ? (uint32_t)(s).h[i] : (s).w[i])
+#define SYMW_ADDR(s, half, i) ((half) ? (const void *)&(s).h[i] : (const void *)&(s).w[i])
+
+static inline const void *SYM_ADDR(syms s, uint32_t i)
+{
+    return s.h ? (const void *)&s.h[i] : (const void *)&s.w[i];
+}
+
 /* Bucket starts (end = 0) or ends (end = 1) per symbol. With cnt (symbol counts, computed once per
  * level when the alphabet is small enough to keep them) this costs O(K) instead of a pass over s. */
-static void buckets(const uint32_t *s, uint32_t n, const uint32_t *cnt, uint32_t *bkt, uint32_t K,
+static void buckets(syms s, uint32_t n, const uint32_t *cnt, uint32_t *bkt, uint32_t K,
                     int end)
 {
     if (cnt) {
@@ -179,7 +199,7 @@ static void buckets(const uint32_t *s, uint32_t n, const uint32_t *cnt, uint32_t
     } else {
         memset(bkt, 0, (size_t)K * sizeof *bkt);
         for (uint32_t i = 0; i < n; i++)
-            bkt[s[i]]++;
+            bkt[SYM(s, i)]++;
     }
     uint32_t sum = 0;
     for (uint32_t c = 0; c < K; c++) {
@@ -188,8 +208,9 @@ static void buckets(const uint32_t *s, uint32_t n, const uint32_t *cnt, uint32_t
     }
 }
 
-static void induce(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, const uint8_t *t,
-                   const uint32_t *cnt, uint32_t *bkt)
+static inline __attribute__((always_inline)) void
+induce_impl(syms s, const int half, uint32_t *SA, uint32_t n, uint32_t K, const uint8_t *t,
+            const uint32_t *cnt, uint32_t *bkt)
 {
     /* The scans read s and t at random places: prefetching a few entries ahead hides most of
      * the cache misses (an entry ahead may still change; a stale prefetch is only a hint). */
@@ -198,44 +219,54 @@ static void induce(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, cons
         if (i + PF < n) {
             uint32_t q = SA[i + PF];
             if (q != SA_EMPTY && q > 0) {
-                __builtin_prefetch(&s[q - 1]);
+                __builtin_prefetch(SYMW_ADDR(s, half, q - 1));
                 __builtin_prefetch(&t[(q - 1) >> 3]);
             }
         }
         uint32_t j = SA[i];
         if (j != SA_EMPTY && j > 0 && !TYPE_S(t, j - 1))
-            SA[bkt[s[j - 1]]++] = j - 1;
+            SA[bkt[SYMW(s, half, j - 1)]++] = j - 1;
     }
     buckets(s, n, cnt, bkt, K, 1);
     for (uint32_t i = n; i-- > 0;) {
         if (i >= PF) {
             uint32_t q = SA[i - PF];
             if (q != SA_EMPTY && q > 0) {
-                __builtin_prefetch(&s[q - 1]);
+                __builtin_prefetch(SYMW_ADDR(s, half, q - 1));
                 __builtin_prefetch(&t[(q - 1) >> 3]);
             }
         }
         uint32_t j = SA[i];
         if (j != SA_EMPTY && j > 0 && TYPE_S(t, j - 1))
-            SA[--bkt[s[j - 1]]] = j - 1;
+            SA[--bkt[SYMW(s, half, j - 1)]] = j - 1;
     }
+}
+
+/* Two copies of the induction scans, one per symbol width, so the hot loops carry no branch. */
+static void induce(syms s, uint32_t *SA, uint32_t n, uint32_t K, const uint8_t *t,
+                   const uint32_t *cnt, uint32_t *bkt)
+{
+    if (s.h)
+        induce_impl(s, 1, SA, n, K, t, cnt, bkt);
+    else
+        induce_impl(s, 0, SA, n, K, t, cnt, bkt);
 }
 
 /* Symbol counts, kept only for alphabets much smaller than the text (memory); NULL otherwise or
  * when allocation fails, and then buckets() counts again each time. */
-static uint32_t *count_symbols(const uint32_t *s, uint32_t n, uint32_t K)
+static uint32_t *count_symbols(syms s, uint32_t n, uint32_t K)
 {
     if ((uint64_t)K * 8 > n)
         return NULL;
     uint32_t *cnt = calloc(K, sizeof *cnt);
     if (cnt)
         for (uint32_t i = 0; i < n; i++)
-            cnt[s[i]]++;
+            cnt[SYM(s, i)]++;
     return cnt;
 }
 
 /* SA of s[0..n): symbols in [0, K), s[n-1] == 0 is the unique smallest symbol. */
-static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *err)
+static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *err)
 {
     if (n == 1) {
         SA[0] = 0;
@@ -251,7 +282,7 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
     uint32_t *cnt = count_symbols(s, n, K);
     t[(n - 1) >> 3] |= (uint8_t)(1u << ((n - 1) & 7));
     for (uint32_t i = n - 1; i-- > 0;) {
-        if (s[i] < s[i + 1] || (s[i] == s[i + 1] && TYPE_S(t, i + 1)))
+        if (SYM(s, i) < SYM(s, i + 1) || (SYM(s, i) == SYM(s, i + 1) && TYPE_S(t, i + 1)))
             t[i >> 3] |= (uint8_t)(1u << (i & 7));
     }
     /* stage 1: sort the LMS substrings by induction */
@@ -260,7 +291,7 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
         SA[i] = SA_EMPTY;
     for (uint32_t i = 1; i < n; i++)
         if (is_lms(t, i))
-            SA[--bkt[s[i]]] = i;
+            SA[--bkt[SYM(s, i)]] = i;
     induce(s, SA, n, K, t, cnt, bkt);
 
     uint32_t n1 = 0;
@@ -276,13 +307,13 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
     uint32_t name = 0, prev = SA_EMPTY;
     for (uint32_t i = 0; i < n1; i++) {
         if (i + PF < n1) {
-            __builtin_prefetch(&s[SA[i + PF]]);
+            __builtin_prefetch(SYM_ADDR(s, SA[i + PF]));
             __builtin_prefetch(&t[SA[i + PF] >> 3]);
         }
         uint32_t pos = SA[i];
         int diff = prev == SA_EMPTY;
         for (uint32_t d = 0; !diff; d++) {
-            if (s[pos + d] != s[prev + d] || TYPE_S(t, pos + d) != TYPE_S(t, prev + d))
+            if (SYM(s, pos + d) != SYM(s, prev + d) || TYPE_S(t, pos + d) != TYPE_S(t, prev + d))
                 diff = 1;
             else if (d > 0 && is_lms(t, pos + d))
                 break; /* both end here (types agree up to d) */
@@ -303,7 +334,7 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
 
     /* stage 2: the reduced problem */
     if (name < n1) {
-        gd_status st = sais(s1, SA1, n1, name, err);
+        gd_status st = sais((syms){.w = s1, .h = NULL}, SA1, n1, name, err);
         if (st != GD_OK) {
             free(t);
             return st;
@@ -333,10 +364,10 @@ static gd_status sais(const uint32_t *s, uint32_t *SA, uint32_t n, uint32_t K, g
     buckets(s, n, cnt, bkt, K, 1);
     for (uint32_t i = n1; i-- > 0;) {
         if (i >= PF)
-            __builtin_prefetch(&s[SA[i - PF]]);
+            __builtin_prefetch(SYM_ADDR(s, SA[i - PF]));
         uint32_t j = SA[i];
         SA[i] = SA_EMPTY;
-        SA[--bkt[s[j]]] = j;
+        SA[--bkt[SYM(s, j)]] = j;
     }
     induce(s, SA, n, K, t, cnt, bkt);
     free(cnt);
@@ -452,6 +483,89 @@ static gd_status writer_close(writer *w, gd_status st, gd_error *err)
 /* ---------------------------------------------------------------- one slice */
 
 /* SA of the tokens [start, end) of text (sentinel excluded); out gets end-start entries. */
+/* Symbols of the tokens [start, end) (keys whose order is the byte order, ranked densely from 1)
+ * plus the sentinel 0: into *h16 when the alphabet fits 16 bits, else into *w32. */
+static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t start, uint32_t n,
+                               uint32_t *scratch, uint16_t **h16, uint32_t **w32, uint32_t *K,
+                               gd_error *err)
+{
+    const uint8_t *p = text->data + start * width;
+    *h16 = NULL;
+    *w32 = NULL;
+    if (width == 1) {
+        uint16_t *h = malloc((size_t)n * sizeof *h);
+        if (!h)
+            return sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+        for (uint32_t i = 0; i + 1 < n; i++)
+            h[i] = (uint16_t)(p[i] + 1);
+        h[n - 1] = 0;
+        *h16 = h;
+        *K = 257;
+        return GD_OK;
+    }
+    if (width == 2) {
+        /* rank the byte-swapped values present: scratch serves as the 65,536-entry rank table */
+        uint32_t *rank = calloc(65536, sizeof *rank);
+        if (!rank)
+            return sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+        for (uint32_t i = 0; i + 1 < n; i++)
+            rank[token_key(p + (size_t)i * 2, 2)] = 1;
+        uint32_t sigma = 0;
+        for (uint32_t v = 0; v < 65536; v++)
+            if (rank[v])
+                rank[v] = ++sigma;
+        gd_status st = GD_OK;
+        if (sigma < 65536) {
+            uint16_t *h = malloc((size_t)n * sizeof *h);
+            if (!h) {
+                st = sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+            } else {
+                for (uint32_t i = 0; i + 1 < n; i++)
+                    h[i] = (uint16_t)rank[token_key(p + (size_t)i * 2, 2)];
+                h[n - 1] = 0;
+                *h16 = h;
+            }
+        } else {
+            uint32_t *w = malloc((size_t)n * sizeof *w);
+            if (!w) {
+                st = sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+            } else {
+                for (uint32_t i = 0; i + 1 < n; i++)
+                    w[i] = rank[token_key(p + (size_t)i * 2, 2)];
+                w[n - 1] = 0;
+                *w32 = w;
+            }
+        }
+        free(rank);
+        *K = sigma + 1;
+        return st;
+    }
+    uint32_t *w = malloc((size_t)n * sizeof *w);
+    if (!w)
+        return sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+    for (uint32_t i = 0; i + 1 < n; i++)
+        w[i] = token_key(p + (size_t)i * 4, 4);
+    gd_status st = compact_keys(w, n - 1, scratch, K, err);
+    if (st != GD_OK) {
+        free(w);
+        return st;
+    }
+    w[n - 1] = 0;
+    if (*K <= 65536) { /* small alphabet: halve the symbol array */
+        uint16_t *h = malloc((size_t)n * sizeof *h);
+        if (h) {
+            for (uint32_t i = 0; i < n; i++)
+                h[i] = (uint16_t)w[i];
+            free(w);
+            *h16 = h;
+            return GD_OK;
+        }
+    }
+    *w32 = w;
+    return GD_OK;
+}
+
+/* SA of the tokens [start, end) of text (sentinel excluded); out gets end-start entries. */
 static gd_status sort_slice(const mapped *text, unsigned width, uint64_t start, uint64_t end,
                             uint32_t **out, gd_error *err)
 {
@@ -461,33 +575,17 @@ static gd_status sort_slice(const mapped *text, unsigned width, uint64_t start, 
         return sa_fail(err, GD_E_INVALID, "slice of %llu tokens is too large for one sort",
                        (unsigned long long)m);
     uint32_t n = (uint32_t)m + 1;
-    uint32_t *s = malloc((size_t)n * sizeof *s);
     uint32_t *SA = malloc((size_t)n * sizeof *SA);
-    if (!s || !SA) {
-        free(s);
-        free(SA);
+    if (!SA)
         return sa_fail(err, GD_E_NOMEM, "out of memory sorting %llu tokens",
                        (unsigned long long)m);
-    }
-    const uint8_t *p = text->data + start * width;
-    uint32_t K = 0;
-    for (uint32_t i = 0; i + 1 < n; i++)
-        s[i] = token_key(p + (size_t)i * width, width);
-    if (width == 4 || (width == 2 && n < 65536)) {
-        gd_status st = compact_keys(s, n - 1, SA, &K, err);
-        if (st != GD_OK) {
-            free(s);
-            free(SA);
-            return st;
-        }
-    } else {
-        for (uint32_t i = 0; i + 1 < n; i++)
-            s[i] += 1;
-        K = (width == 1 ? 256u : 65536u) + 1;
-    }
-    s[n - 1] = 0;
-    gd_status st = sais(s, SA, n, K, err);
-    free(s);
+    uint16_t *h = NULL;
+    uint32_t *w = NULL, K = 0;
+    gd_status st = slice_symbols(text, width, start, n, SA, &h, &w, &K, err);
+    if (st == GD_OK)
+        st = sais((syms){.w = w, .h = h}, SA, n, K, err);
+    free(h);
+    free(w);
     if (st != GD_OK) {
         free(SA);
         return st;
