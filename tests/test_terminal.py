@@ -4,6 +4,7 @@ process) and from a real server (SDK), readable tables, JSON, and errors as one 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,21 @@ def test_summarize_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path
         assert NEWS[s["start"]:s["end"]] == s["text"]
     code, out, _ = run(capsys, "summarize", NEWS, "--ratio", "0.3", "--mode", "compressive")
     assert code == 0 and "saliency" in out and "kept text" in out
+
+
+def test_readme_commands_run(capsys: pytest.CaptureFixture[str], indexes: Indexes, server: Server, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    terminal = text.split("\n## Terminal\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for block in terminal.split("```bash\n")[1:] for ln in block.split("```")[0].splitlines() if ln]
+    assert len(lines) >= 8
+    (tmp_path / "article.txt").write_text(NEWS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    commands = {shlex.split(ln)[1] for ln in lines}
+    assert commands == {"count", "ntd", "prob", "infgram", "docs", "attribute", "summarize"}
+    for line in lines:
+        args = shlex.split(line.replace("path/to/index", str(indexes.text)).replace("http://127.0.0.1:8000",
+                                                                                      server.url))
+        assert args[0] == "gramdex"
+        code, out, err = run(capsys, *args[1:])
+        assert code == 0 and out, (line, err)
