@@ -26,14 +26,21 @@ async def readyz(request: Request) -> JSONResponse:
     indexes = svc.registry.all()
     checks: dict[str, str] = {}
     for ix in indexes:
+        change = ix.changed()
+        if change is not None:
+            # truncated or rewritten: refused, never probed (the probe could fault); replaced or deleted:
+            # the mapped files still answer, but what is served is no longer what is on disk
+            checks[ix.name] = f"{'failing' if change[1] else 'stale'}: {change[0]}; reload"
+            if change[1]:
+                continue
         probe = [ix.engine.eos_token_id & ix.engine.max_token_id]
         try:
             await asyncio.wait_for(svc.call(svc.pools.fast, "ready", ix.name, lambda e=ix.engine, q=probe: e.count(q)),
                                    READY_TIMEOUT_S)
-            checks[ix.name] = "ok"
+            checks.setdefault(ix.name, "ok")
         except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the server log
             checks[ix.name] = "failing"
-    ready = bool(indexes) and all(v == "ok" for v in checks.values())
+    ready = bool(indexes) and all(v == "ok" or v.startswith("stale") for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "indexes": checks}
     if svc.last_reload_error:
         body["reload_error"] = svc.last_reload_error
