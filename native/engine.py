@@ -226,10 +226,23 @@ class Engine:
                     timeout_ms: float | None = None) -> NtdResult:
         return self._ntd(lib.gd_infgram_ntd, prompt, max_support, timeout_ms, infgram=True)
 
+    def ntd_with_unit(self, prompt: Sequence[int], unit: int, timeout_ms: float | None = None) -> NtdResult:
+        """ntd sampling one rank per `unit` ranks (a power of two; 1 = exact), as one part of a larger index
+        whose total prompt count fixed the unit."""
+        return self._ntd(lib.gd_ntd_with_unit, prompt, unit, timeout_ms, infgram=False)
+
+    def longest_suffix(self, prompt: Sequence[int]) -> int:
+        """Length of the longest suffix of `prompt` that occurs in this index (0 if none does)."""
+        q = _ids(prompt, "prompt")
+        out = ffi.new("uint64_t *")
+        err = ffi.new("gd_error *")
+        _raise(lib.gd_longest_suffix_len(self._handle(), q, len(q), out, err), err)
+        return int(out[0])
+
     def _ntd(self, fn: Any, prompt: Sequence[int], max_support: int, timeout_ms: float | None, *,
              infgram: bool) -> NtdResult:
         q = _ids(prompt, "prompt")
-        _positive(max_support, "max_support")
+        _positive(max_support, "max_support" if fn is not lib.gd_ntd_with_unit else "unit")
         out = ffi.new("gd_ntd_result *")
         err = ffi.new("gd_error *")
         status = fn(self._handle(), q, len(q), max_support, out, _deadline(timeout_ms), err)
@@ -246,15 +259,30 @@ class Engine:
                  timeout_ms: float | None = None) -> CnfResult:
         return self._find_cnf(cnf, max_clause_freq, max_diff_tokens, timeout_ms, with_ptrs=True)
 
+    def find_cnf_part(self, cnf: Cnf, shards_total: int, max_clause_freq: int = 50000, max_diff_tokens: int = 100,
+                      timeout_ms: float | None = None) -> tuple[CnfResult, list[int]]:
+        """find_cnf as one part of an index of `shards_total` shards: the clause budget is split over all of
+        them, a clause absent here does not end the query, and each clause's count here comes back too, so
+        that a router can apply the whole index's rules (a clause absent everywhere: no match)."""
+        _positive(shards_total, "shards_total")
+        totals = ffi.new("uint64_t[]", max(len(cnf) if isinstance(cnf, Sequence) else 0, 1))
+        result = self._find_cnf(cnf, max_clause_freq, max_diff_tokens, timeout_ms, with_ptrs=True,
+                                part=(shards_total, totals))
+        return result, [int(t) for t in totals[0:len(cnf)]]
+
     def _find_cnf(self, cnf: Cnf, max_clause_freq: int, max_diff_tokens: int, timeout_ms: float | None, *,
-                  with_ptrs: bool) -> CnfResult:
+                  with_ptrs: bool, part: tuple[int, Any] | None = None) -> CnfResult:
         _positive(max_clause_freq, "max_clause_freq")
         _positive(max_diff_tokens, "max_diff_tokens")
         keep, query = self._cnf(cnf)
         out = ffi.new("gd_cnf_result *")
         err = ffi.new("gd_error *")
-        status = lib.gd_find_cnf(self._handle(), query, max_clause_freq, max_diff_tokens, out,
-                                 _deadline(timeout_ms), err)
+        if part is None:
+            status = lib.gd_find_cnf(self._handle(), query, max_clause_freq, max_diff_tokens, out,
+                                     _deadline(timeout_ms), err)
+        else:
+            status = lib.gd_find_cnf_part(self._handle(), query, max_clause_freq, max_diff_tokens, part[0], part[1],
+                                          out, _deadline(timeout_ms), err)
         del keep
         try:
             _raise(status, err)

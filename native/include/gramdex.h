@@ -160,12 +160,21 @@ gd_status gd_prob(const gd_engine *engine, const uint32_t *prompt, size_t n, uin
 gd_status gd_ntd(const gd_engine *engine, const uint32_t *prompt, size_t n, uint64_t max_support,
                  gd_ntd_result *out, uint64_t deadline_ns, gd_error *err);
 
+/* ntd sampling one rank per `unit` ranks (a power of two; 1 = exact) instead of deriving the unit from
+ * max_support and the local count: a router that knows the prompt's count over every machine passes the
+ * unit a single index would use, so the parts' distributions add up to that index's. */
+gd_status gd_ntd_with_unit(const gd_engine *engine, const uint32_t *prompt, size_t n, uint64_t unit,
+                           gd_ntd_result *out, uint64_t deadline_ns, gd_error *err);
+
 /* --- ∞-gram: back off to the longest suffix of the prompt that occurs --- */
 gd_status gd_infgram_prob(const gd_engine *engine, const uint32_t *prompt, size_t n, uint32_t cont,
                           gd_prob_result *out, gd_error *err);
 gd_status gd_infgram_ntd(const gd_engine *engine, const uint32_t *prompt, size_t n,
                          uint64_t max_support, gd_ntd_result *out, uint64_t deadline_ns,
                          gd_error *err);
+/* Length of the longest suffix of prompt that occurs in this engine's shards (0 if none does). */
+gd_status gd_longest_suffix_len(const gd_engine *engine, const uint32_t *prompt, size_t n, uint64_t *out,
+                                gd_error *err);
 /* scores[i] for every i in [0, n): one left-to-right pass reusing the matched suffix's range. */
 gd_status gd_score(const gd_engine *engine, const uint32_t *ids, size_t n, gd_token_score *scores,
                    uint64_t deadline_ns, gd_error *err);
@@ -180,6 +189,13 @@ gd_status gd_attribute(const gd_engine *engine, const uint32_t *ids, size_t n, s
 gd_status gd_find_cnf(const gd_engine *engine, const gd_cnf *cnf, uint64_t max_clause_freq,
                       uint64_t max_diff_tokens, gd_cnf_result *out, uint64_t deadline_ns,
                       gd_error *err);
+
+/* gd_find_cnf for one part of an index of shards_total shards (>= this engine's): the clause budget is
+ * split over shards_total, a clause absent here does not end the query, and clause_totals (n_clauses
+ * entries) receives each clause's count here, so that the caller can apply the whole index's rules. */
+gd_status gd_find_cnf_part(const gd_engine *engine, const gd_cnf *cnf, uint64_t max_clause_freq,
+                           uint64_t max_diff_tokens, uint64_t shards_total, uint64_t *clause_totals,
+                           gd_cnf_result *out, uint64_t deadline_ns, gd_error *err);
 
 /* --- documents --- */
 gd_status gd_rank_to_ptr(const gd_engine *engine, size_t shard, uint64_t rank, uint64_t *ptr,

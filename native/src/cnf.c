@@ -112,10 +112,10 @@ static gd_status find_terms(cnf_run *c, uint64_t *clause_totals) {
     return GD_OK;
 }
 
-static void subsample(cnf_run *c, uint64_t max_clause_freq) {
+static void subsample(cnf_run *c, uint64_t max_clause_freq, uint64_t shards_total) {
     const gd_engine *e = c->e;
     const gd_cnf *q = c->cnf;
-    uint64_t per_shard = (max_clause_freq + e->n_shards - 1) / e->n_shards;
+    uint64_t per_shard = (max_clause_freq + shards_total - 1) / shards_total;
     for (size_t cl = 0; cl < q->n_clauses; cl++) {
         size_t t0 = q->clause_start[cl], nt = q->clause_len[cl];
         for (size_t s = 0; s < e->n_shards; s++) {
@@ -290,11 +290,16 @@ static gd_status check_cnf(const gd_engine *e, const gd_cnf *q, gd_error *err) {
     return GD_OK;
 }
 
-gd_status gd_find_cnf(const gd_engine *e, const gd_cnf *q, uint64_t max_clause_freq, uint64_t max_diff_tokens,
-                      gd_cnf_result *out, uint64_t deadline_ns, gd_error *err) {
+/* part = 0: the whole index (a clause absent everywhere ends the query with no pointers at all). */
+static gd_status find_cnf(const gd_engine *e, const gd_cnf *q, uint64_t max_clause_freq, uint64_t max_diff_tokens,
+                          uint64_t shards_total, int part, uint64_t *clause_totals, gd_cnf_result *out,
+                          uint64_t deadline_ns, gd_error *err) {
     memset(out, 0, sizeof *out);
     gd_status st = check_cnf(e, q, err);
     if (st) return st;
+    if (shards_total < e->n_shards)
+        return gd_fail(err, GD_E_INVALID, "shards_total %llu is below this engine's %zu shards",
+                       (unsigned long long)shards_total, e->n_shards);
     if (max_clause_freq == 0 || max_diff_tokens == 0 || max_diff_tokens > (UINT64_C(1) << 40))
         return gd_fail(err, GD_E_INVALID, "max_clause_freq and max_diff_tokens must be positive");
     size_t ns = e->n_shards, nc = q->n_clauses;
@@ -309,9 +314,10 @@ gd_status gd_find_cnf(const gd_engine *e, const gd_cnf *q, uint64_t max_clause_f
         goto done;
     }
     if ((st = find_terms(&c, totals))) goto done;
-    for (size_t cl = 0; cl < nc; cl++)
+    if (clause_totals) memcpy(clause_totals, totals, nc * sizeof *totals);
+    for (size_t cl = 0; cl < nc && !part; cl++)
         if (totals[cl] == 0) goto done; /* some clause never occurs: no match, nothing per shard */
-    subsample(&c, max_clause_freq);
+    subsample(&c, max_clause_freq, shards_total);
     size_t all = 0;
     for (size_t s = 0; s < ns; s++) {
         double factor = 1.0;
@@ -346,4 +352,15 @@ done:
     free(c.cs);
     free(c.windows);
     return st;
+}
+
+gd_status gd_find_cnf(const gd_engine *e, const gd_cnf *q, uint64_t max_clause_freq, uint64_t max_diff_tokens,
+                      gd_cnf_result *out, uint64_t deadline_ns, gd_error *err) {
+    return find_cnf(e, q, max_clause_freq, max_diff_tokens, e->n_shards, 0, NULL, out, deadline_ns, err);
+}
+
+gd_status gd_find_cnf_part(const gd_engine *e, const gd_cnf *q, uint64_t max_clause_freq, uint64_t max_diff_tokens,
+                           uint64_t shards_total, uint64_t *clause_totals, gd_cnf_result *out, uint64_t deadline_ns,
+                           gd_error *err) {
+    return find_cnf(e, q, max_clause_freq, max_diff_tokens, shards_total, 1, clause_totals, out, deadline_ns, err);
 }

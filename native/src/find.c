@@ -304,3 +304,15 @@ out_q:
     gd_query_release(&q);
     return st;
 }
+
+gd_status gd_longest_suffix_len(const gd_engine *e, const uint32_t *prompt, size_t n, uint64_t *out, gd_error *err) {
+    gd_query q;
+    size_t k = 0;
+    *out = 0;
+    gd_status st = gd_check_ids(e, prompt, n, "prompt", err);
+    if (st || (st = gd_query_init(e, &q, prompt, n, err))) return st;
+    st = gd_longest_suffix(e, &q, n, &k, err);
+    gd_query_release(&q);
+    *out = k;
+    return st;
+}

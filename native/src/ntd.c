@@ -80,8 +80,8 @@ static int by_token(const void *a, const void *b) {
     return (x->token > y->token) - (x->token < y->token);
 }
 
-/* ntd of the prompt whose bytes are q (prompt_cnt > 0 or not), all shards. */
-static gd_status ntd_bytes(const gd_engine *e, const uint8_t *q, size_t qlen, uint64_t max_support,
+/* ntd of the prompt whose bytes are q, all shards; unit 0 = derived from max_support and the count. */
+static gd_status ntd_bytes(const gd_engine *e, const uint8_t *q, size_t qlen, uint64_t max_support, uint64_t unit,
                            gd_ntd_result *out, uint64_t deadline_ns, gd_error *err) {
     gd_range small[16], *ranges = small;
     if (e->n_shards > 16 && !(ranges = malloc(e->n_shards * sizeof *ranges)))
@@ -90,8 +90,8 @@ static gd_status ntd_bytes(const gd_engine *e, const uint8_t *q, size_t qlen, ui
     gd_status st = gd_past_deadline(deadline_ns) ? gd_deadline_error(err)
                                                  : gd_find_bytes(e, q, qlen, ranges, &out->prompt_cnt, err);
     if (st || out->prompt_cnt == 0) goto done;
-    uint64_t unit = 1;
-    while (out->prompt_cnt > unit * max_support) unit <<= 1;
+    if (unit == 0)
+        for (unit = 1; out->prompt_cnt > unit * max_support;) unit <<= 1;
     out->approx = unit > 1;
     ntd_walk w = {e, NULL, qlen, unit, deadline_ns, 0, &counts, err};
     for (size_t s = 0; s < e->n_shards && st == GD_OK; s++) {
@@ -129,7 +129,20 @@ gd_status gd_ntd(const gd_engine *e, const uint32_t *prompt, size_t n, uint64_t 
     gd_status st = check_support(max_support, err);
     if (!st) st = gd_check_ids(e, prompt, n, "prompt", err);
     if (st || (st = gd_query_init(e, &q, prompt, n, err))) return st;
-    st = ntd_bytes(e, q.bytes, q.len, max_support, out, deadline_ns, err);
+    st = ntd_bytes(e, q.bytes, q.len, max_support, 0, out, deadline_ns, err);
+    gd_query_release(&q);
+    return st;
+}
+
+gd_status gd_ntd_with_unit(const gd_engine *e, const uint32_t *prompt, size_t n, uint64_t unit, gd_ntd_result *out,
+                           uint64_t deadline_ns, gd_error *err) {
+    gd_query q;
+    memset(out, 0, sizeof *out);
+    if (unit == 0 || unit > (UINT64_C(1) << 40) || (unit & (unit - 1)))
+        return gd_fail(err, GD_E_INVALID, "unit must be a power of two in [1, 2^40], not %llu", (unsigned long long)unit);
+    gd_status st = gd_check_ids(e, prompt, n, "prompt", err);
+    if (st || (st = gd_query_init(e, &q, prompt, n, err))) return st;
+    st = ntd_bytes(e, q.bytes, q.len, 1, unit, out, deadline_ns, err);
     gd_query_release(&q);
     return st;
 }
@@ -144,7 +157,7 @@ gd_status gd_infgram_ntd(const gd_engine *e, const uint32_t *prompt, size_t n, u
     if (st || (st = gd_query_init(e, &q, prompt, n, err))) return st;
     st = gd_longest_suffix(e, &q, n, &k, err);
     if (st == GD_OK) {
-        st = ntd_bytes(e, q.bytes + (n - k) * e->width, k * e->width, max_support, out, deadline_ns, err);
+        st = ntd_bytes(e, q.bytes + (n - k) * e->width, k * e->width, max_support, 0, out, deadline_ns, err);
         out->suffix_len = k;
     }
     gd_query_release(&q);
