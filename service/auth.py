@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import time
@@ -46,10 +47,12 @@ class Guard:
         self._buckets = {n: b for n, b in self._buckets.items() if n in kept or n.startswith("ip:")}
 
     def _find(self, token: str) -> ApiKey | None:
-        # compare against every key in constant time, so timing does not reveal a key's prefix
+        # compare against every key in constant time, so timing does not reveal a key's prefix; digests first,
+        # because compare_digest returns at once on inputs of different lengths (that would reveal a key's length)
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         found = None
         for k in self.keys:
-            if hmac.compare_digest(k.key.encode(), token.encode()):
+            if hmac.compare_digest(hashlib.sha256(k.key.encode()).digest(), digest):
                 found = k
         return found
 
