@@ -298,14 +298,17 @@ def _run_ntd(a: argparse.Namespace, s: Local | Remote) -> tuple[Body, Callable[[
     return body, lambda b: show_ntd({**b, "next_tokens": b["next_tokens"][:a.top]})
 
 
+def _cont(a: argparse.Namespace) -> str | int:
+    return int(a.cont) if a.ids else a.cont
+
+
 def _run_prob(a: argparse.Namespace, s: Local | Remote) -> tuple[Body, Callable[[Body], str]]:
-    cont: str | int = int(a.cont) if a.ids else a.cont
-    return s.prob(_query(a, a.prompt), cont, False), show_prob
+    return s.prob(_query(a, a.prompt), _cont(a), False), show_prob
 
 
 def _run_infgram(a: argparse.Namespace, s: Local | Remote) -> tuple[Body, Callable[[Body], str]]:
     if a.cont is not None:
-        return s.prob(_query(a, a.prompt), int(a.cont) if a.ids else a.cont, True), show_prob
+        return s.prob(_query(a, a.prompt), _cont(a), True), show_prob
     body = s.ntd(_query(a, a.prompt), True, a.max_support)
     return body, lambda b: show_ntd({**b, "next_tokens": b["next_tokens"][:a.top]})
 
@@ -371,20 +374,17 @@ def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def _ids_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ids", action="store_true", help="the query is token ids (spaces or commas between them)")
-
-
-def _parser(name: str, help: str, **kwargs: Any) -> Callable[..., argparse.ArgumentParser]:
-    def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-        return _common(sub.add_parser(name, help=help, description=kwargs.get("description", help)))
-    return register
+def _parser(sub: argparse._SubParsersAction, name: str, help: str, *, ids: bool = True,  # type: ignore[type-arg]
+            description: str | None = None) -> argparse.ArgumentParser:
+    p = _common(sub.add_parser(name, help=help, description=description or help))
+    if ids:
+        p.add_argument("--ids", action="store_true", help="the query is token ids (spaces or commas between them)")
+    return p
 
 
 def _add_count(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = _parser("count", "occurrences of an n-gram, or of 'a AND b OR c' (a CNF)")(sub)
+    p = _parser(sub, "count", "occurrences of an n-gram, or of 'a AND b OR c' (a CNF)")
     p.add_argument("query")
-    _ids_flag(p)
     return p
 
 
@@ -394,54 +394,49 @@ def _ntd_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_ntd(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = _parser("ntd", "next-token distribution after a prompt")(sub)
+    p = _parser(sub, "ntd", "next-token distribution after a prompt")
     p.add_argument("prompt")
     _ntd_options(p)
-    _ids_flag(p)
     return p
 
 
 def _add_prob(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = _parser("prob", "P(cont | prompt) from n-gram counts")(sub)
+    p = _parser(sub, "prob", "P(cont | prompt) from n-gram counts")
     p.add_argument("prompt")
     p.add_argument("cont", help="one token (text, or an id with --ids)")
-    _ids_flag(p)
     return p
 
 
 def _add_infgram(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = _parser("infgram", "∞-gram probability (with --cont) or next-token distribution, backing off to the "
-                           "longest suffix of the prompt that occurs")(sub)
+    p = _parser(sub, "infgram", "∞-gram probability (with --cont) or next-token distribution, backing off to the "
+                           "longest suffix of the prompt that occurs")
     p.add_argument("prompt")
     p.add_argument("--cont", help="one token: print P(cont | prompt) instead of the distribution")
     _ntd_options(p)
-    _ids_flag(p)
     return p
 
 
 def _add_docs(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = _parser("docs", "documents holding an n-gram or a CNF, matches marked")(sub)
+    p = _parser(sub, "docs", "documents holding an n-gram or a CNF, matches marked")
     p.add_argument("query")
     p.add_argument("--maxnum", type=int, default=3, help="documents to draw (default 3)")
     p.add_argument("--max-disp-len", type=int, default=60, help="tokens shown per document (default 60)")
     p.add_argument("--seed", type=int, default=0, help="draws are reproducible for a seed")
-    _ids_flag(p)
     return p
 
 
 def _add_attribute(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = _parser("attribute", "spans of a text found verbatim in the corpus, with the documents holding them")(sub)
+    p = _parser(sub, "attribute", "spans of a text found verbatim in the corpus, with the documents holding them")
     p.add_argument("text", help="the text, @FILE, or - for standard input")
     p.add_argument("--min-len", type=int, default=2, help="shortest span shown, in tokens (default 2)")
     p.add_argument("--max-locations", type=int, default=5, help="documents listed per span (default 5)")
-    _ids_flag(p)
     return p
 
 
 def _add_summarize(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = _parser("summarize", "summarize a document (the text, @FILE, or - for standard input)",
+    p = _parser(sub, "summarize", "summarize a document (the text, @FILE, or - for standard input)", ids=False,
                 description="Summarize a document: through a server (--url), or in this process with --index DIR "
-                            "as the critics' word-level corpus index (from gramdex distill).")(sub)
+                            "as the critics' word-level corpus index (from gramdex distill).")
     p.add_argument("text", help="the text, @FILE, or - for standard input")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--max-tokens", type=int, help="budget in words and punctuation tokens")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,7 +164,16 @@ def test_attribution(page: sync_api.Page, api: Client) -> None:
     assert marked == longest.text.strip()
 
 
+def _summarizer_up(server: Server) -> None:
+    """The server starts its summarizer workers in the background; until they answer, /v1/summarize says 503."""
+    deadline = time.monotonic() + 30
+    while httpx.post(server.url + "/v1/summarize", json={"text": "A cat.", "max_tokens": 2}).status_code == 503:
+        assert time.monotonic() < deadline, "the summarizer workers did not start"
+        time.sleep(0.1)
+
+
 def test_summarize(page: sync_api.Page, server: Server) -> None:
+    _summarizer_up(server)
     page.fill("#summarize-text", NEWS)
     page.fill("#max-tokens", "25")
     page.click("#summarize-form button[type=submit]")
