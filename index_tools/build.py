@@ -19,9 +19,9 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from index_tools import inputs as inp
-from index_tools.manifest import Manifest, ShardEntry, shard_file_sizes
 from index_tools.progress import Progress, note
 from index_tools.tokenize import BytesTokenizer, HFTokenizer, Tokenizer, sep_id, train_bpe
+from native.manifest import Manifest, ShardEntry, shard_file_sizes
 
 STATE_FILE = "build-state.json"
 TRAIN_SAMPLE_BYTES = 64 << 20

@@ -92,7 +92,7 @@ def _add_info(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # ty
 
 
 def _run_info(a: argparse.Namespace) -> int:
-    from index_tools.manifest import ManifestError, read_manifest
+    from native.manifest import ManifestError, read_manifest
 
     try:
         m = read_manifest(a.index)

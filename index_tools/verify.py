@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_tools.manifest import ManifestError, read_manifest
 from index_tools.tokenize import dtype_for_width, sep_id
+from native.manifest import ManifestError, read_manifest
 
 SAMPLE_PAIRS = 100_000  # adjacent suffix pairs checked without --full
 

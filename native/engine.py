@@ -5,7 +5,6 @@ Every call releases the GIL for its C part, so threads can query one engine conc
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -23,6 +22,7 @@ from native.errors import (
     IndexFormatError,
     InvalidQueryError,
 )
+from native.manifest import MANIFEST_FILE, Manifest, check_file_sizes, read_manifest
 from native.results import (
     CnfResult,
     CountResult,
@@ -39,7 +39,6 @@ from native.results import (
 PathLike = str | os.PathLike[str]
 Cnf = Sequence[Sequence[Sequence[int]]]
 
-MANIFEST = "index.json"
 _ERRORS: dict[int, type[GramdexError]] = {
     lib.GD_E_NOMEM: GramdexError,
     lib.GD_E_IO: EngineIOError,
@@ -82,28 +81,11 @@ def _nonneg(value: int, what: str) -> int:
     return value
 
 
-def _read_manifest(directory: Path) -> dict[str, Any] | None:
-    path = directory / MANIFEST
-    if not path.exists():
+def _read_manifest(directory: Path) -> Manifest | None:
+    if not (directory / MANIFEST_FILE).exists():
         return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexFormatError(f"{path}: unreadable manifest: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise IndexFormatError(f"{path}: manifest must be a JSON object")
-    shards = manifest.get("shards", [])
-    if not isinstance(shards, list) or not all(isinstance(e, dict) and isinstance(e.get("files", {}), dict)
-                                               for e in shards):
-        raise IndexFormatError(f"{path}: 'shards' must list each shard's files and sizes")
-    for name, size in (item for e in shards for item in e.get("files", {}).items()):
-        actual = directory / name
-        if not actual.exists():
-            raise IndexFormatError(f"{actual}: missing (listed in {MANIFEST})")
-        if actual.stat().st_size != size:
-            raise IndexFormatError(
-                f"{actual}: size {actual.stat().st_size} differs from {size} recorded in {MANIFEST}"
-                " (truncated or replaced)")
+    manifest = read_manifest(directory)
+    check_file_sizes(directory, manifest)
     return manifest
 
 
@@ -124,14 +106,14 @@ class Engine:
         if not dirs:
             raise InvalidQueryError("index_dir must name at least one directory")
         manifests = [_read_manifest(d) if d.is_dir() else None for d in dirs]
-        first = next((m for m in manifests if m), {})
-        self.manifest: dict[str, Any] | None = first or None
-        self.token_width = int(token_width or first.get("token_width", 2))
-        self.eos_token_id = int(eos_token_id if eos_token_id is not None else first.get("eos_token_id", 0))
-        self.vocab_size = int(vocab_size or first.get("vocab_size", 2 ** (8 * self.token_width) - 1))
-        for d, m in zip(dirs, manifests, strict=True):
-            if m and int(m.get("token_width", self.token_width)) != self.token_width:
-                raise IndexFormatError(f"{d / MANIFEST}: token width {m['token_width']} differs from "
+        self.manifest: Manifest | None = next((m for m in manifests if m), None)
+        m = self.manifest
+        self.token_width = int(token_width or (m.token_width if m else 2))
+        self.eos_token_id = int(eos_token_id if eos_token_id is not None else (m.eos_token_id if m else 0))
+        self.vocab_size = int(vocab_size or (m.vocab_size if m else 2 ** (8 * self.token_width) - 1))
+        for d, other in zip(dirs, manifests, strict=True):
+            if other and other.token_width != self.token_width:
+                raise IndexFormatError(f"{d / MANIFEST_FILE}: token width {other.token_width} differs from "
                                        f"{self.token_width}")
         self._dirs_c = [ffi.new("char[]", os.fsencode(d)) for d in dirs]
         out = ffi.new("gd_engine **")

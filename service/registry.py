@@ -98,9 +98,8 @@ def open_index(name: str, cfg: IndexSettings) -> LoadedIndex:
     engine = Engine(cfg.path, token_width=cfg.token_width, eos_token_id=cfg.eos_token_id,
                     vocab_size=cfg.vocab_size)
     tokenizer = cfg.tokenizer
-    manifest = engine.manifest or {}
-    if tokenizer is None and manifest.get("tokenizer_file"):
-        tokenizer = Path(cfg.path) / manifest["tokenizer_file"]
+    if tokenizer is None and engine.manifest is not None and engine.manifest.tokenizer_file:
+        tokenizer = Path(cfg.path) / engine.manifest.tokenizer_file
     codec: Codec | None
     if tokenizer is not None:
         codec = load_codec(tokenizer, cfg.add_prefix_space)

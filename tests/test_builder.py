@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from index_tools.cli import main
-from index_tools.manifest import read_manifest
 from index_tools.tokenize import dtype_for_width
+from native.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 WIKI_TOKENIZER = REPO.parent / "shared" / "reference" / "wiki-bpe32k-tokenizer.json.gz"

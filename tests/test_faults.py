@@ -170,7 +170,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     import index_tools.build as b
     import native.suffix_array as sa
-    from index_tools.manifest import Manifest
+    from native.manifest import Manifest
     at = os.environ["KILL_AT"]
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if at.startswith("tokenize:"):

@@ -19,7 +19,7 @@
  *
  * Nothing here aborts on input: every failure is a gd_status with a message in gd_error.
  */
-#include "gramdex.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,18 +44,6 @@
 /* below this many tokens one thread sorts faster than threads that must merge */
 #define PARALLEL_MIN_TOKENS ((uint64_t)1 << 16)
 #define PATH_CAP (DIR_CAP + 64)
-
-static gd_status sa_fail(gd_error *err, gd_status code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-        err->code = code;
-    }
-    return code;
-}
 
 static void progress_set(gd_sa_progress *p, int phase, uint64_t done, uint64_t total)
 {
@@ -117,7 +105,7 @@ static gd_status compact_keys(uint32_t *keys, uint32_t n, uint32_t *scratch, uin
         if (!tmp || !cnt) {
             free(tmp);
             free(cnt);
-            return sa_fail(err, GD_E_NOMEM, "out of memory compacting %u token keys", n);
+            return gd_fail(err, GD_E_NOMEM, "out of memory compacting %u token keys", n);
         }
         uint32_t *src = scratch, *dst = tmp;
         for (unsigned shift = 0; shift < 32; shift += 16) {
@@ -277,7 +265,7 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
     if (!t || !bkt) {
         free(t);
         free(bkt);
-        return sa_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
+        return gd_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
     }
     uint32_t *cnt = count_symbols(s, n, K);
     t[(n - 1) >> 3] |= (uint8_t)(1u << ((n - 1) & 7));
@@ -348,7 +336,7 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
     bkt = malloc((size_t)K * sizeof *bkt);
     if (!bkt) {
         free(t);
-        return sa_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
+        return gd_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
     }
     cnt = count_symbols(s, n, K);
     for (uint32_t i = 1, j = 0; i < n; i++)
@@ -389,12 +377,12 @@ static gd_status map_file(const char *path, mapped *m, gd_error *err)
     m->size = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0)
-        return sa_fail(err, GD_E_IO, "cannot open %s: %s", path, strerror(errno));
+        return gd_fail(err, GD_E_IO, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return sa_fail(err, GD_E_IO, "cannot stat %s: %s", path, strerror(e));
+        return gd_fail(err, GD_E_IO, "cannot stat %s: %s", path, strerror(e));
     }
     m->size = (uint64_t)st.st_size;
     if (m->size > 0) {
@@ -402,7 +390,7 @@ static gd_status map_file(const char *path, mapped *m, gd_error *err)
         if (p == MAP_FAILED) {
             int e = errno;
             close(fd);
-            return sa_fail(err, GD_E_IO, "cannot map %s: %s", path, strerror(e));
+            return gd_fail(err, GD_E_IO, "cannot map %s: %s", path, strerror(e));
         }
         m->data = p;
     }
@@ -433,12 +421,12 @@ static gd_status writer_open(writer *w, const char *path, uint64_t expected_byte
     w->buf = malloc(w->cap);
     w->f = w->buf ? fopen(path, "wb") : NULL;
     if (!w->buf) {
-        return sa_fail(err, GD_E_NOMEM, "out of memory opening %s", path);
+        return gd_fail(err, GD_E_NOMEM, "out of memory opening %s", path);
     }
     if (!w->f) {
         free(w->buf);
         w->buf = NULL;
-        return sa_fail(err, GD_E_IO, "cannot create %s: %s", path, strerror(errno));
+        return gd_fail(err, GD_E_IO, "cannot create %s: %s", path, strerror(errno));
     }
     return GD_OK;
 }
@@ -446,7 +434,7 @@ static gd_status writer_open(writer *w, const char *path, uint64_t expected_byte
 static gd_status writer_flush(writer *w, gd_error *err)
 {
     if (w->len && fwrite(w->buf, 1, w->len, w->f) != w->len)
-        return sa_fail(err, GD_E_IO, "cannot write %s: %s", w->path, strerror(errno));
+        return gd_fail(err, GD_E_IO, "cannot write %s: %s", w->path, strerror(errno));
     w->len = 0;
     return GD_OK;
 }
@@ -470,9 +458,9 @@ static gd_status writer_close(writer *w, gd_status st, gd_error *err)
         st = writer_flush(w, err);
     if (w->f) {
         if (st == GD_OK && fflush(w->f) != 0)
-            st = sa_fail(err, GD_E_IO, "cannot write %s: %s", w->path, strerror(errno));
+            st = gd_fail(err, GD_E_IO, "cannot write %s: %s", w->path, strerror(errno));
         if (fclose(w->f) != 0 && st == GD_OK)
-            st = sa_fail(err, GD_E_IO, "cannot close %s: %s", w->path, strerror(errno));
+            st = gd_fail(err, GD_E_IO, "cannot close %s: %s", w->path, strerror(errno));
     }
     w->f = NULL;
     free(w->buf);
@@ -495,7 +483,7 @@ static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t star
     if (width == 1) {
         uint16_t *h = malloc((size_t)n * sizeof *h);
         if (!h)
-            return sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+            return gd_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
         for (uint32_t i = 0; i + 1 < n; i++)
             h[i] = (uint16_t)(p[i] + 1);
         h[n - 1] = 0;
@@ -507,7 +495,7 @@ static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t star
         /* rank the byte-swapped values present: scratch serves as the 65,536-entry rank table */
         uint32_t *rank = calloc(65536, sizeof *rank);
         if (!rank)
-            return sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+            return gd_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
         for (uint32_t i = 0; i + 1 < n; i++)
             rank[token_key(p + (size_t)i * 2, 2)] = 1;
         uint32_t sigma = 0;
@@ -518,7 +506,7 @@ static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t star
         if (sigma < 65536) {
             uint16_t *h = malloc((size_t)n * sizeof *h);
             if (!h) {
-                st = sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+                st = gd_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
             } else {
                 for (uint32_t i = 0; i + 1 < n; i++)
                     h[i] = (uint16_t)rank[token_key(p + (size_t)i * 2, 2)];
@@ -528,7 +516,7 @@ static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t star
         } else {
             uint32_t *w = malloc((size_t)n * sizeof *w);
             if (!w) {
-                st = sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+                st = gd_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
             } else {
                 for (uint32_t i = 0; i + 1 < n; i++)
                     w[i] = rank[token_key(p + (size_t)i * 2, 2)];
@@ -542,7 +530,7 @@ static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t star
     }
     uint32_t *w = malloc((size_t)n * sizeof *w);
     if (!w)
-        return sa_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
+        return gd_fail(err, GD_E_NOMEM, "out of memory sorting %u tokens", n);
     for (uint32_t i = 0; i + 1 < n; i++)
         w[i] = token_key(p + (size_t)i * 4, 4);
     gd_status st = compact_keys(w, n - 1, scratch, K, err);
@@ -572,12 +560,12 @@ static gd_status sort_slice(const mapped *text, unsigned width, uint64_t start, 
     uint64_t m = end - start;
     *out = NULL;
     if (m + 1 >= SA_EMPTY)
-        return sa_fail(err, GD_E_INVALID, "slice of %llu tokens is too large for one sort",
+        return gd_fail(err, GD_E_INVALID, "slice of %llu tokens is too large for one sort",
                        (unsigned long long)m);
     uint32_t n = (uint32_t)m + 1;
     uint32_t *SA = malloc((size_t)n * sizeof *SA);
     if (!SA)
-        return sa_fail(err, GD_E_NOMEM, "out of memory sorting %llu tokens",
+        return gd_fail(err, GD_E_NOMEM, "out of memory sorting %llu tokens",
                        (unsigned long long)m);
     uint16_t *h = NULL;
     uint32_t *w = NULL, K = 0;
@@ -666,7 +654,7 @@ static gd_status fix_truncated_runs(const text_ctx *c, uint64_t base, uint32_t *
             }
             uint64_t *run = malloc(2 * len * sizeof *run);
             if (!run)
-                return sa_fail(err, GD_E_NOMEM, "out of memory re-sorting %zu suffixes", len);
+                return gd_fail(err, GD_E_NOMEM, "out of memory re-sorting %zu suffixes", len);
             for (size_t k = 0; k < len; k++)
                 run[k] = base + sa[i + k];
             merge_sort_u64(run, run + len, len, c);
@@ -720,12 +708,12 @@ static gd_status build_part(part_job *job, uint64_t i, gd_error *err)
     if (st == GD_OK) {
         FILE *f = fopen(path, "wb");
         if (!f) {
-            st = sa_fail(err, GD_E_IO, "cannot create %s: %s", path, strerror(errno));
+            st = gd_fail(err, GD_E_IO, "cannot create %s: %s", path, strerror(errno));
         } else {
             if (m && fwrite(sa, sizeof *sa, (size_t)m, f) != (size_t)m)
-                st = sa_fail(err, GD_E_IO, "cannot write %s: %s", path, strerror(errno));
+                st = gd_fail(err, GD_E_IO, "cannot write %s: %s", path, strerror(errno));
             if (fclose(f) != 0 && st == GD_OK)
-                st = sa_fail(err, GD_E_IO, "cannot write %s: %s", path, strerror(errno));
+                st = gd_fail(err, GD_E_IO, "cannot write %s: %s", path, strerror(errno));
             if (st != GD_OK)
                 unlink(path);
         }
@@ -857,7 +845,7 @@ static void *merge_range_worker(void *arg)
     size_t cap = (size_t)1 << 20, len = 0;
     uint8_t *buf = malloc(cap);
     if (!h.cur || !h.heap || !buf) {
-        r->status = sa_fail(&r->err, GD_E_NOMEM, "out of memory merging");
+        r->status = gd_fail(&r->err, GD_E_NOMEM, "out of memory merging");
         goto done;
     }
     uint64_t total = 0;
@@ -879,7 +867,7 @@ static void *merge_range_worker(void *arg)
             buf[len++] = (uint8_t)(v >> (8 * b));
         if (cap - len < 8) {
             if (pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len) {
-                r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path,
+                r->status = gd_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path,
                                     strerror(errno));
                 goto done;
             }
@@ -899,7 +887,7 @@ static void *merge_range_worker(void *arg)
         }
     }
     if (len && pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len)
-        r->status = sa_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
+        r->status = gd_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
     progress_add(r->progress, len / r->ptr_size);
 done:
     free(buf);
@@ -939,13 +927,13 @@ static gd_status merge_sorted_parts(const text_ctx *c, const sorted_part *parts,
     if (!ranges || !bounds) {
         free(ranges);
         free(bounds);
-        return sa_fail(err, GD_E_NOMEM, "out of memory merging %llu parts", (unsigned long long)k);
+        return gd_fail(err, GD_E_NOMEM, "out of memory merging %llu parts", (unsigned long long)k);
     }
     int fd = open(table_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
-        st = sa_fail(err, GD_E_IO, "cannot create %s: %s", table_path, strerror(errno));
+        st = gd_fail(err, GD_E_IO, "cannot create %s: %s", table_path, strerror(errno));
     else if (ftruncate(fd, (off_t)(n * ptr_size)) != 0)
-        st = sa_fail(err, GD_E_IO, "cannot size %s: %s", table_path, strerror(errno));
+        st = gd_fail(err, GD_E_IO, "cannot size %s: %s", table_path, strerror(errno));
     if (st == GD_OK) {
         progress_set(progress, GD_SA_PHASE_MERGE, 0, n);
         /* range j starts at the suffix of rank j * m0 / threads of part 0 */
@@ -978,7 +966,7 @@ static gd_status merge_sorted_parts(const text_ctx *c, const sorted_part *parts,
             }
     }
     if (fd >= 0 && close(fd) != 0 && st == GD_OK)
-        st = sa_fail(err, GD_E_IO, "cannot close %s: %s", table_path, strerror(errno));
+        st = gd_fail(err, GD_E_IO, "cannot close %s: %s", table_path, strerror(errno));
     if (fd >= 0 && st != GD_OK)
         unlink(table_path);
     free(ranges);
@@ -1033,7 +1021,7 @@ static gd_status build_parallel(const mapped *text, unsigned w, const gd_sa_plan
     if (!parts || !sorted) {
         free(parts);
         free(sorted);
-        return sa_fail(err, GD_E_NOMEM, "out of memory");
+        return gd_fail(err, GD_E_NOMEM, "out of memory");
     }
     progress_set(progress, GD_SA_PHASE_SORT, 0, threads);
     for (unsigned i = 0; i < threads; i++)
@@ -1076,7 +1064,7 @@ static gd_status merge_part_files(const mapped *text, unsigned w, const gd_sa_pl
     if (!parts || !maps) {
         free(parts);
         free(maps);
-        return sa_fail(err, GD_E_NOMEM, "out of memory merging %llu parts", (unsigned long long)k);
+        return gd_fail(err, GD_E_NOMEM, "out of memory merging %llu parts", (unsigned long long)k);
     }
     char path[PATH_CAP];
     for (uint64_t i = 0; i < k && st == GD_OK; i++) {
@@ -1085,7 +1073,7 @@ static gd_status merge_part_files(const mapped *text, unsigned w, const gd_sa_pl
         part_path(path, sizeof path, dir, i);
         st = map_file(path, &maps[i], err);
         if (st == GD_OK && maps[i].size != (end - start) * sizeof(uint32_t))
-            st = sa_fail(err, GD_E_IO, "%s: %llu bytes, expected %llu", path,
+            st = gd_fail(err, GD_E_IO, "%s: %llu bytes, expected %llu", path,
                          (unsigned long long)maps[i].size,
                          (unsigned long long)((end - start) * sizeof(uint32_t)));
         parts[i] = (sorted_part){start, (const uint32_t *)(const void *)maps[i].data, end - start};
@@ -1114,12 +1102,12 @@ gd_status gd_sa_plan(uint64_t ds_size, const gd_sa_options *opts, gd_sa_plan_inf
                      gd_error *err)
 {
     if (!opts || !out)
-        return sa_fail(err, GD_E_INVALID, "options and output are required");
+        return gd_fail(err, GD_E_INVALID, "options and output are required");
     unsigned w = opts->token_width;
     if (w != 1 && w != 2 && w != 4)
-        return sa_fail(err, GD_E_INVALID, "token width must be 1, 2 or 4, not %u", w);
+        return gd_fail(err, GD_E_INVALID, "token width must be 1, 2 or 4, not %u", w);
     if (ds_size == 0 || ds_size % w != 0)
-        return sa_fail(err, GD_E_FORMAT, "token file size %llu is not a positive multiple of %u",
+        return gd_fail(err, GD_E_FORMAT, "token file size %llu is not a positive multiple of %u",
                        (unsigned long long)ds_size, w);
     uint64_t n = ds_size / w;
     uint64_t threads = opts->threads ? opts->threads : 1;
@@ -1132,7 +1120,7 @@ gd_status gd_sa_plan(uint64_t ds_size, const gd_sa_options *opts, gd_sa_plan_inf
         uint64_t whole = (n + (threads > 1 ? threads * overlap : 0)) * bytes_per_token(w);
         uint64_t cap = opts->memory_budget / threads / bytes_per_token(w);
         if (cap < 2)
-            return sa_fail(err, GD_E_INVALID, "memory budget of %llu bytes is too small",
+            return gd_fail(err, GD_E_INVALID, "memory budget of %llu bytes is too small",
                            (unsigned long long)opts->memory_budget);
         if (whole > opts->memory_budget) {
             if (overlap > cap / 2)
@@ -1165,7 +1153,7 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
                       gd_sa_progress *progress, gd_error *err)
 {
     if (!tokenized_path || !table_path || !opts)
-        return sa_fail(err, GD_E_INVALID, "paths and options are required");
+        return gd_fail(err, GD_E_INVALID, "paths and options are required");
     mapped text;
     gd_status st = map_file(tokenized_path, &text, err);
     if (st != GD_OK)
@@ -1174,7 +1162,7 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
     st = gd_sa_plan(text.size, opts, &plan, err);
     if (st != GD_OK) {
         if (st == GD_E_FORMAT)
-            sa_fail(err, st, "%s: token file size %llu is not a positive multiple of %u",
+            gd_fail(err, st, "%s: token file size %llu is not a positive multiple of %u",
                     tokenized_path, (unsigned long long)text.size, opts->token_width);
         unmap_file(&text);
         return st;
@@ -1227,12 +1215,12 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
     const char *dir_arg = opts->tmp_dir ? opts->tmp_dir : table_path;
     if (strlen(dir_arg) + 8 >= sizeof dir) {
         unmap_file(&text);
-        return sa_fail(err, GD_E_INVALID, "temporary directory path is too long");
+        return gd_fail(err, GD_E_INVALID, "temporary directory path is too long");
     }
     snprintf(dir, sizeof dir, dir_fmt, dir_arg);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         unmap_file(&text);
-        return sa_fail(err, GD_E_IO, "cannot create %s: %s", dir, strerror(errno));
+        return gd_fail(err, GD_E_IO, "cannot create %s: %s", dir, strerror(errno));
     }
     part_job job = {.text = &text, .width = w, .tok_cnt = plan.tok_cnt,
                     .part_tokens = plan.part_tokens, .overlap = plan.overlap_tokens,
@@ -1277,7 +1265,7 @@ gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsig
     if (bad_rank)
         *bad_rank = UINT64_MAX;
     if (token_width != 1 && token_width != 2 && token_width != 4)
-        return sa_fail(err, GD_E_INVALID, "token width must be 1, 2 or 4, not %u", token_width);
+        return gd_fail(err, GD_E_INVALID, "token width must be 1, 2 or 4, not %u", token_width);
     mapped text, table;
     gd_status st = map_file(tokenized_path, &text, err);
     if (st != GD_OK)
@@ -1291,13 +1279,13 @@ gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsig
     unsigned ps = gd_sa_ptr_size(text.size);
     uint8_t *seen = NULL;
     if (text.size == 0 || text.size % token_width != 0)
-        st = sa_fail(err, GD_E_FORMAT, "%s: size %llu is not a positive multiple of %u",
+        st = gd_fail(err, GD_E_FORMAT, "%s: size %llu is not a positive multiple of %u",
                      tokenized_path, (unsigned long long)text.size, token_width);
     else if (table.size != n * ps)
-        st = sa_fail(err, GD_E_FORMAT, "%s: size %llu, expected %llu tokens x %u bytes",
+        st = gd_fail(err, GD_E_FORMAT, "%s: size %llu, expected %llu tokens x %u bytes",
                      table_path, (unsigned long long)table.size, (unsigned long long)n, ps);
     else if (stride <= 1 && !(seen = calloc((size_t)n / 8 + 1, 1)))
-        st = sa_fail(err, GD_E_NOMEM, "out of memory checking %llu entries",
+        st = gd_fail(err, GD_E_NOMEM, "out of memory checking %llu entries",
                      (unsigned long long)n);
     text_ctx c = {text.data, text.size, token_width};
     /* stride <= 1: every entry, every adjacent pair, and that no offset repeats (a permutation);
@@ -1308,7 +1296,7 @@ gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsig
         for (uint64_t k = r; k <= last; k++) {
             uint64_t v = read_entry(table.data, k, ps);
             if (v >= text.size || v % token_width != 0) {
-                st = sa_fail(err, GD_E_FORMAT, "%s: entry %llu = %llu is not a token offset",
+                st = gd_fail(err, GD_E_FORMAT, "%s: entry %llu = %llu is not a token offset",
                              table_path, (unsigned long long)k, (unsigned long long)v);
                 if (bad_rank)
                     *bad_rank = k;
@@ -1317,7 +1305,7 @@ gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsig
             if (seen && k == r) {
                 uint64_t tok = v / token_width;
                 if (seen[tok >> 3] & (1u << (tok & 7))) {
-                    st = sa_fail(err, GD_E_FORMAT, "%s: offset %llu appears twice (rank %llu)",
+                    st = gd_fail(err, GD_E_FORMAT, "%s: offset %llu appears twice (rank %llu)",
                                  table_path, (unsigned long long)v, (unsigned long long)k);
                     if (bad_rank)
                         *bad_rank = k;
@@ -1333,7 +1321,7 @@ gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsig
         if (a == b || suffix_cmp(&c, a, b) > 0) {
             if (bad_rank)
                 *bad_rank = r;
-            st = sa_fail(err, GD_E_FORMAT, "%s: suffixes at ranks %llu and %llu are out of order",
+            st = gd_fail(err, GD_E_FORMAT, "%s: suffixes at ranks %llu and %llu are out of order",
                          table_path, (unsigned long long)r, (unsigned long long)r + 1);
         }
     }

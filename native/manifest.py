@@ -8,13 +8,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from native.errors import IndexFormatError
+
 MANIFEST_FILE = "index.json"
 FORMAT = "gramdex-index"
 FORMAT_VERSION = 1
 SHARD_FILES = ("tokenized", "table", "offset", "metadata", "metaoff")
 
 
-class ManifestError(Exception):
+class ManifestError(IndexFormatError):
     """index.json is missing, unreadable or not one this version understands."""
 
 
@@ -87,3 +89,15 @@ def shard_file_sizes(directory: Path, shard: int) -> dict[str, int]:
         if p.exists():
             sizes[p.name] = p.stat().st_size
     return sizes
+
+
+def check_file_sizes(directory: Path, manifest: Manifest) -> None:
+    """Every file the manifest lists exists with the recorded size: a truncated or replaced file is refused."""
+    for entry in manifest.shards:
+        for name, size in entry.files.items():
+            actual = directory / name
+            if not actual.exists():
+                raise ManifestError(f"{actual}: missing (listed in {MANIFEST_FILE})")
+            if actual.stat().st_size != size:
+                raise ManifestError(f"{actual}: size {actual.stat().st_size} differs from {size} recorded in "
+                                    f"{MANIFEST_FILE} (truncated or replaced)")
