@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     http_docs: list[str] = []
     for source, rows in load(args.dev, args.per_source).items():
+        if source not in args.sources:
+            continue
         res: dict[str, list[list[float]]] = defaultdict(list)
         critic_scores: list[tuple[float, float, float]] = []
         for d in rows:
@@ -106,11 +108,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 http_docs.append(d["document"])
             comp = student.summarize(d["document"], max_tokens=budget, mode="compressive")
             critic = DocumentCritic(segs, lm, model.params)
-            best = teacher.beam_subsets(critic, segs, budget)
+            pool = teacher.subsets(critic, segs, budget)
+            best = teacher.best(pool, model.thresholds) or (pool[0] if pool else None)
             systems = {
                 "student": [p.text for p in out.sentences],
                 "student (compressive)": [p.text for p in comp.sentences],
-                "teacher": [texts[i] for i in best[0].picks] if best else [],
+                "teacher": [texts[i] for i in best.picks] if best else [],
                 f"lead-{k}": texts[:k],
                 "lexrank": [texts[i] for i in _greedy(lengths, _sumy_ratings("lexrank", texts), budget)],
                 "textrank": [texts[i] for i in _greedy(lengths, _sumy_ratings("textrank", texts), budget)],
@@ -120,13 +123,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 r = scorer.score_multi(refs, "\n".join(sents))
                 res[name].append([r["rouge1"].fmeasure, r["rouge2"].fmeasure, r["rougeLsum"].fmeasure])
             sc = critic.score([a.doc[p.index] for p in out.sentences], [p.index for p in out.sentences])
-            critic_scores.append((out.scores.support, sc.faithfulness, sc.saliency))
+            critic_scores.append((out.scores.support, sc.faithfulness, sc.saliency, sc.coherence))
         report[source] = {
             "docs": len(critic_scores),
             "rouge": {name: [round(100 * float(v), 2) for v in np.mean(vals, 0)] for name, vals in res.items()},
             "student_support": round(float(np.mean([c[0] for c in critic_scores])), 4),
             "student_faithfulness": round(float(np.mean([c[1] for c in critic_scores])), 3),
             "student_saliency": round(float(np.mean([c[2] for c in critic_scores])), 4),
+            "student_coherence": round(float(np.mean([c[3] for c in critic_scores])), 4),
         }
         print(json.dumps({source: report[source]}), flush=True)
     report["latency_in_process_ms"] = {"p50": round(1000 * float(np.percentile(latencies, 50)), 2),
@@ -166,6 +170,8 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_PATH)
     p.add_argument("--index", type=Path, help="word-level corpus index for the teacher's critics (gramdex distill's)")
     p.add_argument("--per-source", type=int, default=200)
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES,
+                   help="sources to run (sumpubmed's ~4,000-word papers make the teacher column slow)")
     p.add_argument("--url", help="a running gateway, to time POST /v1/summarize")
     p.add_argument("--http-docs", type=int, default=200)
     p.add_argument("--json", type=Path, help="write the full report here")

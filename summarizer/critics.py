@@ -5,6 +5,9 @@
 - support: share of y's tokens inside a span of >= 3 tokens that occurs verbatim in x;
 - saliency: G(y) = sum_j log P(x_j | x_<j; y) - log P_C(x_j | x_<j), how much knowing y helps predict x, each
   sentence of y barred from predicting itself; reported as (G(y) - G(empty)) / (G(x) - G(empty));
+- coherence: minus the mean over y's tokens of log P(y_i | y_<i; x before y_i's sentence) - log P(y_i | y_<i; the
+  summary before that segment): what each summary sentence leans on in the text that preceded it in x but that the
+  summary does not carry (a referent introduced in a sentence left out); 0 when the summary carries it all;
 - brevity is a hard budget, enforced by whoever builds the candidates.
 
 A summary is a list of segments (its sentences, whole or compressed); contexts restart at each segment, so the
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from summarizer.cache_lm import ORDER, match_counts, mixed_logprob
+from summarizer.cache_lm import ORDER, match_counts, mixed_logprob, sentence_counts
 from summarizer.corpus_lm import CorpusLM
 
 Segment = tuple[str, ...]
@@ -38,6 +41,7 @@ class Scores:
     support: float
     saliency: float
     tokens: int
+    coherence: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +49,11 @@ class Thresholds:
     faithfulness: float
     support: float
     saliency: float
+    coherence: float = -np.inf
 
     def passes(self, s: Scores) -> bool:
-        return s.faithfulness >= self.faithfulness and s.support >= self.support and s.saliency >= self.saliency
+        return (s.faithfulness >= self.faithfulness and s.support >= self.support and s.saliency >= self.saliency
+                and s.coherence >= self.coherence)
 
 
 class DocumentCritic:
@@ -64,10 +70,22 @@ class DocumentCritic:
         self.offsets = np.cumsum([0] + [len(seg) for seg in doc])
         self._sal: dict[tuple[Segment, int], np.ndarray] = {}
         self._faith: dict[Segment, tuple[np.ndarray, np.ndarray]] = {}
+        self._before: dict[tuple[Segment, int], float] = {}
+        self._pairs: dict[tuple[Segment, Segment], np.ndarray] = {}
+        self._lc: dict[Segment, np.ndarray] = {}
+        self._number = {seg: s for s, seg in reversed(list(enumerate(self.doc)))}
+        # every whole sentence as a cache, against x (open) and against each sentence (closed), in one pass
+        lengths = np.array([len(seg) for seg in self.doc], dtype=np.int64)
+        self._open, self._closed = sentence_counts(self.x, lengths, params.order)
+        self._closed_before: np.ndarray | None = None
         # saliency runs from 0 (empty summary: every token costs log(1 - lam)) to 1 (every sentence predicting
         # the others, the most a summary can explain); a document whose sentences share nothing keeps scale 1
         self.empty = len(self.x) * float(np.log1p(-params.lam))
-        whole = self._gain(sum(self.saliency_counts(seg, s) for s, seg in enumerate(doc))) if doc else self.empty
+        if doc:
+            own = np.repeat(np.arange(len(self.doc)), lengths)
+            whole = self._gain(self._open.sum(3) - self._open[:, :, np.arange(len(self.x)), own])
+        else:
+            whole = self.empty
         self.norm = whole - self.empty if whole - self.empty > 1e-9 else 1.0
 
     def _encode(self, ws: Sequence[str]) -> np.ndarray:
@@ -83,13 +101,41 @@ class DocumentCritic:
         predicts itself, and counting that would reward copying rare words instead of informing about the rest."""
         key = (seg, source)
         if key not in self._sal:
-            counts = match_counts(self.x, self._encode(seg), self.params.order)
+            s = self._number.get(seg)
+            counts = (self._open[:, :, :, s].copy() if s is not None
+                      else match_counts(self.x, self._encode(seg), self.params.order))
             counts[:, :, self.offsets[source]:self.offsets[source + 1]] = 0
             self._sal[key] = counts
         return self._sal[key]
 
     def saliency_of_counts(self, counts: np.ndarray) -> float:
         return (self._gain(counts) - self.empty) / self.norm
+
+    def sentence_saliencies(self) -> np.ndarray:
+        """saliency([sentence s], [s]) for every sentence at once (the student's features need them all)."""
+        n_sent, m = len(self.doc), len(self.x)
+        if n_sent == 0:
+            return np.zeros(0)
+        counts = self._open.copy()
+        counts[:, :, np.arange(m), np.repeat(np.arange(n_sent), np.diff(self.offsets))] = 0
+        p = self.params
+        mixed = mixed_logprob(counts, self.lc_x[:, None], p.lam, p.beta)
+        return ((mixed - self.lc_x[:, None]).sum(0) - self.empty) / self.norm
+
+    def sentence_dependence(self) -> np.ndarray:
+        """context_loss([sentence s], [s]) / its length for every sentence at once: nats per token that the
+        sentence gains from the sentences before it, i.e. how much it leans on context."""
+        if not self.doc:
+            return np.zeros(0)
+        if self._closed_before is None:
+            self._closed_before = np.cumsum(self._closed, axis=3) - self._closed
+        lengths = np.diff(self.offsets)
+        own = np.repeat(np.arange(len(self.doc)), lengths)
+        counts = self._closed_before[:, :, np.arange(len(self.x)), own]
+        lc = np.concatenate([self._corpus_logprobs(seg) for seg in self.doc])
+        p = self.params
+        gain = mixed_logprob(counts, lc, p.lam, p.beta) - (np.log1p(-p.lam) + lc)
+        return np.add.reduceat(gain, self.offsets[:-1]) / np.maximum(lengths, 1)
 
     def saliency(self, summary: Sequence[Segment], sources: Sequence[int]) -> float:
         if not summary:
@@ -101,10 +147,63 @@ class DocumentCritic:
         if seg not in self._faith:
             p = self.params
             counts = match_counts(self._encode(seg), self.x, max(p.order, SUPPORT_SPAN - 1))
-            lc = self.lm.logprobs(seg)
+            lc = self._corpus_logprobs(seg)
             pmi = mixed_logprob(counts[:p.order + 1], lc, p.lam, p.beta) - lc
             self._faith[seg] = (pmi, _supported(counts, len(seg)))
         return self._faith[seg]
+
+    def _corpus_logprobs(self, seg: Segment) -> np.ndarray:
+        if seg not in self._lc:
+            self._lc[seg] = self.lm.logprobs(seg)
+        return self._lc[seg]
+
+    def _context_logprob(self, seg: Segment, counts: np.ndarray) -> float:
+        p = self.params
+        return float(mixed_logprob(counts, self._corpus_logprobs(seg), p.lam, p.beta).sum())
+
+    def context_before(self, seg: Segment, source: int) -> float:
+        """Sum of log P(seg_i | seg_<i; cache = the sentences of x before sentence `source`, each a cache of its
+        own as the summary's segments are): how well what preceded it in the document predicts the segment."""
+        key = (seg, source)
+        if key not in self._before:
+            s = self._number.get(seg)
+            if s is not None:
+                if self._closed_before is None:   # [k, c, i, s]: counts of x_i in all sentences before s
+                    self._closed_before = np.cumsum(self._closed, axis=3) - self._closed
+                rows = slice(self.offsets[s], self.offsets[s + 1])
+                counts = self._closed_before[:, :, rows, source]
+            else:
+                counts = sum((self._pair_counts(seg, self.doc[j]) for j in range(source)),
+                             np.zeros((self.params.order + 1, 2, len(seg)), dtype=np.int32))
+            self._before[key] = self._context_logprob(seg, counts)
+        return self._before[key]
+
+    def _pair_counts(self, seg: Segment, other: Segment) -> np.ndarray:
+        key = (seg, other)
+        if key not in self._pairs:
+            s, o = self._number.get(seg), self._number.get(other)
+            if s is not None and o is not None:
+                self._pairs[key] = self._closed[:, :, self.offsets[s]:self.offsets[s + 1], o]
+            else:
+                self._pairs[key] = match_counts(self._encode(seg), self._encode(other), self.params.order)
+        return self._pairs[key]
+
+    def context_loss(self, summary: Sequence[Segment], sources: Sequence[int]) -> float:
+        """Total nats by which each segment is better predicted by the document before its sentence than by the
+        summary before it (segments in document order): the context a reader of the summary alone is missing.
+        A prefix of the document loses nothing; a sentence whose referents were introduced in sentences left out
+        loses the most. Clipped at 0 per segment: a summary never lacks more than the document had."""
+        order = sorted(range(len(summary)), key=lambda k: sources[k])
+        loss = 0.0
+        for pos, k in enumerate(order):
+            seg = summary[k]
+            if not seg:
+                continue
+            before = [summary[j] for j in order[:pos] if summary[j]]
+            counts = sum((self._pair_counts(seg, o) for o in before),
+                         np.zeros((self.params.order + 1, 2, len(seg)), dtype=np.int32))
+            loss += max(0.0, self.context_before(seg, sources[k]) - self._context_logprob(seg, counts))
+        return loss
 
     def score(self, summary: Sequence[Segment], sources: Sequence[int]) -> Scores:
         """Scores of a summary whose i-th segment comes from document sentence sources[i]."""
@@ -114,7 +213,7 @@ class DocumentCritic:
             return Scores(0.0, 0.0, self.saliency([], []), 0)
         faith = float(sum(pmi.sum() for pmi, _ in parts) / n)
         support = float(sum(sup.sum() for _, sup in parts) / n)
-        return Scores(faith, support, self.saliency(summary, sources), n)
+        return Scores(faith, support, self.saliency(summary, sources), n, -self.context_loss(summary, sources) / n)
 
 
 def _supported(counts: np.ndarray, n: int) -> np.ndarray:

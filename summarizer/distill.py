@@ -25,13 +25,14 @@ from summarizer.corpus_lm import InfiniGram
 from summarizer.critics import CriticParams, DocumentCritic, Scores, Thresholds
 from summarizer.features import DELETION_FEATURES, SENTENCE_FEATURES, deletion_features
 from summarizer.model import Model
+from summarizer.sentences import split
 from summarizer.student import HIDDEN, Net, sample, select, train
 from summarizer.summarize import Summarizer
 from summarizer.word_index import build_word_index, read_documents
 
 VOCAB = 30_000          # words kept in the model for index-free serving (~0.3 MB compressed)
 SUPPORT = 0.95          # hard: at most 1 token in 20 outside a verbatim 3-token span of the document
-BUDGETS = (40, 91)      # token budgets drawn per document, about the length of news highlights
+LEAD_K = (1, 2, 3)      # a document's budget is the length of its first k sentences, k drawn per document
 CALIBRATION_DOCS = 200
 
 
@@ -48,6 +49,7 @@ class Config:
     workers: int = 2
     saliency_pct: float = 60.0   # a survivor must beat this share of random same-budget subsets in saliency
     faithfulness_pct: float = 10.0
+    coherence_pct: float = 50.0  # ... and be at least as coherent as the median random subset
 
 
 @dataclass
@@ -111,13 +113,14 @@ def _work(arg: tuple[str, Job]) -> Any:
         sel = select(a.doc, scores, budget)
         segs = [a.doc[i] for i in sel.picks] if sel.truncated is None else [a.doc[sel.picks[0]][:sel.truncated]]
         return critic.score(segs, sel.picks)
-    if mode == "teacher":
-        extractive = teacher.beam_subsets(critic, a.doc, budget)
-    else:
+    extractive = teacher.subsets(critic, a.doc, budget)
+    if mode == "student":
+        # the student's proposals join the teacher's pool: a round can add survivors, never lose the teacher's
         sels = [select(a.doc, scores, budget)] + [sample(a.doc, scores, budget, 1.0, rng)
                                                   for _ in range(_STATE["samples"])]
-        uniq = sorted({x.picks for x in sels if x.truncated is None and x.picks})
-        extractive = [teacher.candidate(critic, a.doc, p) for p in uniq]
+        known = {c.picks for c in extractive}
+        uniq = sorted({x.picks for x in sels if x.truncated is None and x.picks} - known)
+        extractive += [teacher.candidate(critic, a.doc, p) for p in uniq]
     thr = s.model.thresholds
     survivors = [c for c in extractive if thr.passes(c.scores)]
     proposed, dels = len(extractive), []
@@ -149,7 +152,11 @@ def distill(cfg: Config, say: Any = print) -> Model:
     order = np.random.default_rng(cfg.seed).permutation(len(pool))
     train_ids = [int(i) for i in order[:cfg.train_docs]]
     held_ids = [int(i) for i in order[cfg.train_docs:cfg.train_docs + cfg.heldout_docs]]
-    budgets = np.random.default_rng(cfg.seed + 1).integers(*BUDGETS, size=len(pool))
+    # matched-length budgets: the length of the document's first k sentences, the lengths summaries are asked for
+    lead_k = np.random.default_rng(cfg.seed + 1).choice(LEAD_K, size=len(pool))
+    budgets = np.zeros(len(pool), dtype=np.int64)
+    for i in (*train_ids, *held_ids):
+        budgets[i] = max(1, sum(len(s.words) for s in split(pool[i])[:lead_k[i]]))
     cfg.workdir.mkdir(parents=True, exist_ok=True)
     index = cfg.workdir / "index"
     counts_file = cfg.workdir / "word_counts.json"
@@ -178,7 +185,8 @@ def distill(cfg: Config, say: Any = print) -> Model:
     with ctx.Pool(cfg.workers, _init, (str(index), calibration[0][0], cfg.samples, cfg.seed)) as workers:
         calib = [s for out in workers.map(_work, calibration, 8) if out for s in out]
         model.thresholds = Thresholds(_percentile(calib, "faithfulness", cfg.faithfulness_pct), SUPPORT,
-                                      _percentile(calib, "saliency", cfg.saliency_pct))
+                                      _percentile(calib, "saliency", cfg.saliency_pct),
+                                      _percentile(calib, "coherence", cfg.coherence_pct))
         say(f"thresholds from {len(calib)} random subsets: {model.thresholds}")
         features: list[np.ndarray] = []
         targets: list[np.ndarray] = []
@@ -207,6 +215,7 @@ def distill(cfg: Config, say: Any = print) -> Model:
                      "heldout_saliency": round(float(np.mean([h.saliency for h in held])), 5),
                      "heldout_faithfulness": round(float(np.mean([h.faithfulness for h in held])), 4),
                      "heldout_support": round(float(np.mean([h.support for h in held])), 4),
+                     "heldout_coherence": round(float(np.mean([h.coherence for h in held])), 4),
                      "heldout_pass_rate": round(float(np.mean([model.thresholds.passes(h) for h in held])), 4),
                      "seconds": round(time.monotonic() - t0, 1)}
             meta["rounds"].append(entry)

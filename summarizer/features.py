@@ -14,7 +14,7 @@ from summarizer.critics import DocumentCritic, Segment
 
 SENTENCE_FEATURES = ("position", "inverse_position", "first", "lead3", "length", "log_length", "surprisal",
                      "recurrence", "centrality", "first_overlap", "saliency", "saliency_rank", "quote", "digits",
-                     "question", "doc_sentences")
+                     "question", "doc_sentences", "dependence")
 DELETION_FEATURES = (*RULES, "share", "length", "start", "surprisal_gap", "sentence_length")
 
 
@@ -37,18 +37,22 @@ def sentence_features(doc: Sequence[Segment], unigram: Unigram, critic: Document
         vecs.append(c)
     doc_vec = Counter(w for seg in doc for w in seg if w in content)
     first = set(vecs[0])
-    sal = np.array([critic.saliency([seg], [i]) for i, seg in enumerate(doc)])
+    sal = critic.sentence_saliencies()
     ranks = np.argsort(np.argsort(-sal))
+    # nats per token the sentence gains from the text before it: how much it leans on context (the coherence
+    # critic's loss when it is picked without what came before)
+    dependence = critic.sentence_dependence()
     for i, (seg, vec) in enumerate(zip(doc, vecs, strict=True)):
-        rest = doc_vec - vec
-        dot = sum(vec[w] * rest[w] * weight[w] ** 2 for w in vec)
+        rest = {w: c - vec.get(w, 0) for w, c in doc_vec.items() if c > vec.get(w, 0)}
+        dot = sum(vec[w] * rest.get(w, 0) * weight[w] ** 2 for w in vec)
         norm = np.sqrt(sum((vec[w] * weight[w]) ** 2 for w in vec) * sum((rest[w] * weight[w]) ** 2 for w in rest))
         surprisal = float(np.mean([weight[w] for w in seg]))
-        recurrence = sum(weight[w] * np.log1p(rest[w]) for w in vec) / max(1, len(seg))
+        recurrence = sum(weight[w] * np.log1p(rest.get(w, 0)) for w in vec) / max(1, len(seg))
         overlap = len(first & set(vec)) / max(1, len(set(vec))) if i else 1.0
         feats[i] = (i / max(1, n - 1), 1.0 / (i + 1), i == 0, i < 3, len(seg) / 30, np.log1p(len(seg)), surprisal,
                     recurrence, dot / norm if norm > 0 else 0.0, overlap, sal[i], ranks[i] / max(1, n - 1),
-                    '"' in seg or "''" in seg, sum(w.isdigit() for w in seg) / len(seg), seg[-1] == "?", np.log1p(n))
+                    '"' in seg or "''" in seg, sum(w.isdigit() for w in seg) / len(seg), seg[-1] == "?", np.log1p(n),
+                    dependence[i])
     return feats
 
 

@@ -2,7 +2,7 @@
 
 Keys: `vocab` (UTF-8, newline-joined words), `counts`, `total` (the corpus word statistics that stand in for the
 corpus LM when no index is configured), `sentence.*` and `deletion.*` (the two networks), `critic` (lam, beta,
-order), `thresholds` (faithfulness, support, saliency), `meta` (JSON: format, seed, corpus, per-round log).
+order), `thresholds` (faithfulness, support, saliency, coherence), `meta` (JSON: format, seed, corpus, per-round log).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from summarizer.corpus_lm import Unigram
 from summarizer.critics import CriticParams, Thresholds
 from summarizer.student import Net
 
-FORMAT = 1
+FORMAT = 2  # 2: a coherence threshold and the sentence feature `dependence`
 DEFAULT_PATH = Path(__file__).parent / "models" / "default.npz"
 _NET_KEYS = ("mean", "std", "w1", "b1", "w2", "b2")
 
@@ -51,7 +51,7 @@ class Model:
             "counts": self.counts.astype(np.uint32), "total": np.array([self.total], dtype=np.int64),
             "critic": np.array([self.params.lam, self.params.beta, self.params.order], dtype=np.float64),
             "thresholds": np.array([self.thresholds.faithfulness, self.thresholds.support,
-                                    self.thresholds.saliency], dtype=np.float64),
+                                    self.thresholds.saliency, self.thresholds.coherence], dtype=np.float64),
             "meta": np.frombuffer(json.dumps({**self.meta, "format": FORMAT}).encode("utf-8"), dtype=np.uint8)}
         for prefix, net in (("sentence", self.sentence_net), ("deletion", self.deletion_net)):
             arrays.update({f"{prefix}.{k}": a.astype(np.float32) for k, a in zip(_NET_KEYS, net.arrays(), strict=True)})
@@ -68,10 +68,10 @@ class Model:
                     raise ModelFormatError(f"{path}: model format {meta.get('format')!r}, expected {FORMAT}")
                 nets = [Net(*(z[f"{p}.{k}"].astype(np.float64) for k in _NET_KEYS)) for p in ("sentence", "deletion")]
                 lam, beta, order = (float(v) for v in z["critic"])
-                f, s, sal = (float(v) for v in z["thresholds"])
+                f, s, sal, coh = (float(v) for v in z["thresholds"])
                 vocab = z["vocab"].tobytes().decode("utf-8").split("\n")
                 return cls(vocab, z["counts"].astype(np.int64), int(z["total"][0]), nets[0], nets[1],
-                           CriticParams(lam, beta, int(order)), Thresholds(f, s, sal), meta)
+                           CriticParams(lam, beta, int(order)), Thresholds(f, s, sal, coh), meta)
         except (OSError, KeyError, ValueError) as exc:
             if isinstance(exc, ModelFormatError):
                 raise

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from summarizer.cache_lm import cache_prob, match_counts
+from summarizer.cache_lm import cache_prob, match_counts, sentence_counts
 from summarizer.corpus_lm import InfiniGram, Unigram
-from summarizer.critics import CriticParams, DocumentCritic
+from summarizer.critics import CriticParams, DocumentCritic, Thresholds
 from summarizer.word_index import build_word_index
 
 LAM, BETA = 0.5, 1.0
@@ -73,3 +73,45 @@ def test_infinigram_lm_by_hand(tmp_path: Path) -> None:
     # an unseen continuation is never impossible: "a b" was followed by c and d only
     assert np.exp(lm.logprobs(["a", "b", "x"]))[2] == pytest.approx(p1["x"] / 3)
     assert np.isfinite(lm.logprobs(["zzz", "qqq"])).all()
+
+
+def test_coherence_by_hand() -> None:
+    doc = [("a", "b", "c"), ("a", "b", "d")]
+    critic = DocumentCritic(doc, UNI, CriticParams(LAM, BETA, 6))
+    # s1 alone: s0 (a b c) before it predicts a with 1/3, b after a with (1 + 1/3) / 2, d never; the summary
+    # before it is empty, so every token falls back to (1 - lam) P_C
+    lost = gain("a b d", [1 / 3, 2 / 3, 0]) - 3 * math.log(1 - LAM)
+    assert critic.score([doc[1]], [1]).coherence == pytest.approx(-lost / 3)
+    assert critic.context_loss([doc[1]], [1]) == pytest.approx(lost)
+    # a prefix of the document carries all the context its sentences lean on
+    assert critic.score([doc[0]], [0]).coherence == pytest.approx(0.0)
+    assert critic.score(doc, [0, 1]).coherence == pytest.approx(0.0)
+    assert Thresholds(0.0, 0.0, 0.0, -0.1).passes(critic.score(doc, [0, 1]))
+    assert not Thresholds(0.0, 0.0, 0.0, -0.1).passes(critic.score([doc[1]], [1]))
+
+
+def test_sentence_counts_match_per_sentence_caches() -> None:
+    """The one-pass counts equal match_counts with each sentence as the cache, queries open or closed."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lengths = rng.integers(1, 9, size=rng.integers(1, 7))
+        x = rng.integers(0, 3, size=lengths.sum())
+        opened, closed = sentence_counts(x, lengths, 6)
+        st = np.concatenate([[0], np.cumsum(lengths)])
+        for s in range(len(lengths)):
+            assert (opened[..., s] == match_counts(x, x[st[s]:st[s + 1]], 6)).all()
+            for q in range(len(lengths)):
+                assert (closed[:, :, st[q]:st[q + 1], s] == match_counts(x[st[q]:st[q + 1]], x[st[s]:st[s + 1]],
+                                                                          6)).all()
+
+
+def test_batched_sentence_scores_match_the_critics() -> None:
+    doc = [("a", "b", "c"), ("a", "b", "d"), ("c", "a", "b", "c")]
+    critic = DocumentCritic(doc, UNI, CriticParams(LAM, BETA, 6))
+    assert critic.sentence_saliencies() == pytest.approx([critic.saliency([s], [i]) for i, s in enumerate(doc)])
+    assert critic.sentence_dependence() == pytest.approx([critic.context_loss([s], [i]) / len(s)
+                                                          for i, s in enumerate(doc)])
+    # a compressed segment (not a whole sentence) takes the per-sentence path: same value as the whole-sentence one
+    # when nothing was deleted but the tuple is new
+    assert critic.context_before(("c", "a", "b"), 2) > critic.context_before(("c", "a", "b"), 0) == pytest.approx(
+        float(np.sum(np.log1p(-LAM) + UNI.logprobs(["c", "a", "b"]))))

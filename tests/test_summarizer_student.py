@@ -79,3 +79,22 @@ def test_impossible_budgets() -> None:
     for kwargs in ({}, {"max_tokens": 0}, {"ratio": 1.5}, {"max_tokens": 5, "ratio": 0.5}):
         with pytest.raises(BudgetError):
             s.summarize(TEXT, **kwargs)
+
+
+def test_teacher_pool_has_leading_sentences_and_the_critics_choose() -> None:
+    from summarizer import teacher
+    from summarizer.critics import DocumentCritic
+    from summarizer.sentences import split
+
+    s = Summarizer(Model.load())
+    doc = [x.words for x in split(TEXT)]
+    critic = DocumentCritic(doc, s.unigram, s.model.params)
+    budget = sum(len(x) for x in doc[:2])
+    pool = teacher.subsets(critic, doc, budget)
+    picks = [c.picks for c in pool]
+    assert (0,) in picks and (0, 1) in picks and len(set(picks)) == len(picks)
+    assert all(c.scores.tokens <= budget for c in pool)
+    assert [c.scores.saliency for c in pool] == sorted((c.scores.saliency for c in pool), reverse=True)
+    everything = Thresholds(-np.inf, 0.0, -np.inf)
+    assert teacher.best(pool, everything) == pool[0]
+    assert teacher.best(pool, Thresholds(np.inf, 0.0, -np.inf)) is None
