@@ -11,30 +11,20 @@ median and p99 per type for both, the ratio gramdex/infini-gram, and how many an
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.corpus_index import DEFAULT_OUT, SHARED, load_tokenizer
+from bench.corpus_index import DEFAULT_OUT
+from bench.heldout import HELDOUT, NgramSampler
 from native import Engine
-
-HELDOUT = SHARED / "corpora" / "text" / "heldout_dev.txt"
 
 
 def draw_queries(n: int, seed: int) -> dict[str, list[Any]]:
-    tok = load_tokenizer()
-    articles = [a for a in HELDOUT.read_text(encoding="utf-8").split("\n\n") if a.strip()]
-    streams = [e.ids for e in tok.encode_batch(articles, add_special_tokens=False) if len(e.ids) > 60]
-    rng = random.Random(seed)
-
-    def ngram(lo: int, hi: int) -> list[int]:
-        s = rng.choice(streams)
-        k = rng.randint(lo, hi)
-        i = rng.randrange(len(s) - k)
-        return s[i:i + k]
+    sampler = NgramSampler(seed)
+    ngram, rng = sampler.ngram, sampler.rng
 
     def split(ids: list[int]) -> tuple[list[int], int]:
         return ids[:-1], ids[-1]

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import socket
 import statistics
@@ -25,11 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.heldout import NgramSampler
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 INDEX = REPO / ".bench-data" / "enwiki"
 TOKENIZER = SHARED / "reference" / "wiki-bpe32k-tokenizer.json.gz"
-HELDOUT = SHARED / "corpora" / "text" / "heldout_dev.txt"
 OPS = ("count", "ntd", "infgram_prob")
 CONCURRENCY = (1, 16, 64)
 
@@ -38,18 +38,7 @@ CONCURRENCY = (1, 16, 64)
 
 def draw_queries(n: int, seed: int) -> dict[str, list[Any]]:
     """n-grams of held-out Wikipedia text, tokenized with the index's tokenizer."""
-    from service.tokenization import HFCodec
-
-    codec = HFCodec(TOKENIZER, add_prefix_space=False)
-    articles = [a for a in HELDOUT.read_text(encoding="utf-8").split("\n\n") if a.strip()][:400]
-    streams = [s for s in (codec.encode(a) for a in articles) if len(s) > 60]
-    rng = random.Random(seed)
-
-    def ngram(lo: int, hi: int) -> list[int]:
-        s = rng.choice(streams)
-        k = rng.randint(lo, hi)
-        i = rng.randrange(len(s) - k)
-        return s[i:i + k]
+    ngram = NgramSampler(seed, max_articles=400).ngram
 
     return {"count": [ngram(1, 10) for _ in range(n)],
             "ntd": [ngram(2, 6) for _ in range(n)],
