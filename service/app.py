@@ -19,7 +19,7 @@ from service import errors
 from service.metrics import MetricsMiddleware
 from service.registry import Registry
 from service.reload import index_configs, reload
-from service.routes import admin, compat, explorer, indexes, ops, queries
+from service.routes import admin, compat, explorer, indexes, internal, ops, queries
 from service.schemas import ProblemOut
 from service.settings import Settings, load_settings
 from service.state import ServiceState, state
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(indexes.router, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.include_router(queries.router, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.include_router(compat.router, dependencies=protected, responses=PROBLEM_RESPONSES)
+    app.include_router(internal.router, dependencies=protected)  # for routers; not in the contract
     app.include_router(summarize_router, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.include_router(admin.router, responses=PROBLEM_RESPONSES)
     app.include_router(ops.router)

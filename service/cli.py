@@ -39,6 +39,8 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--workers", type=int, help="uvicorn worker processes sharing the mapped files (default 1)")
     p.add_argument("--log-level", help="uvicorn log level (default warning)")
+    p.add_argument("--router", action="store_true",
+                   help="route queries to shard servers ([router] settings) instead of serving index files")
     p.set_defaults(handler=run_serve)
     return p
 
@@ -61,6 +63,10 @@ def run_serve(a: argparse.Namespace) -> int:
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"gramdex serve: invalid settings: {exc}", file=sys.stderr)
         return 2
+    if a.router:
+        from service.router.cli import run_router
+
+        return run_router(settings, a.config, overrides)
     if not settings.indexes and settings.demo:
         from service.demo_index import demo_index
 

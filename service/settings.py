@@ -93,6 +93,30 @@ class Summarizer(BaseModel):
     max_queue: int = Field(default=32, ge=0, description="waiting documents beyond all workers' slots before 503")
 
 
+class ShardGroup(BaseModel):
+    """One part of a routed index: servers holding the same shards (replicas), tried in turn."""
+
+    name: str | None = Field(default=None, description="how errors name the group; default: shard-group-<n>")
+    urls: list[str] = Field(min_length=1, description="base URLs of `gramdex serve` processes with the same files")
+
+
+class RouterIndex(BaseModel):
+    shards: list[ShardGroup] = Field(min_length=1, description="shard groups in the index's document order")
+    name: str | None = Field(default=None, description="the index's name on the shard servers; default: the same")
+
+
+class Router(BaseModel):
+    """`gramdex serve --router`: the /v1 API answered by fanning out to shard servers."""
+
+    indexes: dict[str, RouterIndex] = Field(default_factory=dict)
+    shard_timeout_s: float = Field(default=10.0, gt=0, description="per request to one shard server")
+    connect_timeout_s: float = Field(default=1.0, gt=0)
+    # a replica that failed is tried last for this long, so requests do not keep paying its timeout
+    down_cooldown_s: float = Field(default=5.0, ge=0)
+    max_connections: int = Field(default=512, ge=1, description="the shared client's pool, all shard servers")
+    api_key: str | None = Field(default=None, description="sent to the shard servers when they require a key")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRAMDEX_", env_nested_delimiter="__", extra="forbid")
 
@@ -105,6 +129,7 @@ class Settings(BaseSettings):
     concurrency: Concurrency = Field(default_factory=Concurrency)
     summarizer: Summarizer = Field(default_factory=Summarizer)
     api_keys: list[ApiKey] = Field(default_factory=list)
+    router: Router = Field(default_factory=Router)
     # once a non-admin key is configured, queries without a key are refused; anonymous_rate_per_s limits each
     # client address that sends no key
     anonymous_rate_per_s: float | None = Field(default=None, gt=0)
