@@ -10,8 +10,10 @@ or a partial answer when the request allows one), and /readyz follows.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -236,6 +238,13 @@ def test_failures_replica_503_and_partial(cluster: Cluster) -> None:
         assert c.router.client.post(f"{Q}/count", json=body).json()["count"] == whole
     _same(c, f"{Q}/attribute", {"query": "the cat sat on the mat", "max_locations": 5})
     assert c.router.client.get("/readyz").status_code == 200
+    # group 1 hangs (stopped, its socket still accepting): the per-shard timeout (3 s) ends the wait with a 503
+    c.shard_servers[2].proc.send_signal(signal.SIGSTOP)
+    start = time.monotonic()
+    r = c.router.client.post(f"{Q}/count", json=body)
+    assert r.status_code == 503 and r.json()["missing_shards"] == ["shard-group-1"]
+    assert 2.5 < time.monotonic() - start < 8
+    c.shard_servers[2].proc.send_signal(signal.SIGCONT)
     # group 1 dies entirely: 503 naming it, or the other group's part flagged partial
     c.shard_servers[2].stop()
     r = c.router.client.post(f"{Q}/count", json=body)
