@@ -12,8 +12,8 @@ HELDOUT = SHARED / "corpora" / "text" / "heldout_dev.txt"
 
 class NgramSampler:
     def __init__(self, seed: int, max_articles: int | None = None) -> None:
-        articles = [a for a in HELDOUT.read_text(encoding="utf-8").split("\n\n") if a.strip()][:max_articles]
-        encodings = load_tokenizer().encode_batch(articles, add_special_tokens=False)
+        self.articles = [a for a in HELDOUT.read_text(encoding="utf-8").split("\n\n") if a.strip()][:max_articles]
+        encodings = load_tokenizer().encode_batch(self.articles, add_special_tokens=False)
         self.streams = [e.ids for e in encodings if len(e.ids) > 60]
         self.rng = random.Random(seed)
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.heldout import NgramSampler
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 INDEX = REPO / ".bench-data" / "enwiki"
@@ -47,18 +49,8 @@ def _request(path: str, body: dict[str, Any] | None) -> bytes:
 
 def make_requests(n: int, seed: int) -> dict[str, list[bytes]]:
     """n requests of each type from held-out Wikipedia text (not in the index), tokenized like the index."""
-    from service.tokenization import HFCodec
-
-    codec = HFCodec(TOKENIZER, add_prefix_space=False)
-    articles = [a for a in HELDOUT.read_text(encoding="utf-8").split("\n\n") if len(a) > 400][:400]
-    streams = [s for s in (codec.encode(a) for a in articles[:200]) if len(s) > 60]
-    rng = random.Random(seed)
-
-    def ngram(lo: int, hi: int) -> list[int]:
-        s = rng.choice(streams)
-        k = rng.randint(lo, hi)
-        i = rng.randrange(len(s) - k)
-        return s[i:i + k]
+    sampler = NgramSampler(seed, max_articles=200)
+    ngram, rng = sampler.ngram, sampler.rng
 
     words = ["the", "of", "city", "river", "war", "music", "born", "team", "school", "film", "church", "king"]
     ix = "/v1/indexes/enwiki"
@@ -76,7 +68,7 @@ def make_requests(n: int, seed: int) -> dict[str, list[bytes]]:
                                                        "seed": i}) for i in range(n)],
         "document": [_request(f"{ix}/documents/{rng.randrange(100_000)}?max_disp_len=300", None) for _ in range(n)],
         "summarize": [_request("/v1/summarize", {"text": a[:1500], "max_tokens": 40})
-                      for a in (rng.choice(articles) for _ in range(n))],
+                      for a in (rng.choice(sampler.articles) for _ in range(n))],
     }
     return out
 
