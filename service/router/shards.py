@@ -85,9 +85,15 @@ class Shards:
     async def call(self, group: Group, method: str, path: str, body: Any = None) -> httpx.Response:
         """One request to the group, on the next replica when one is down, slow (timeout) or overloaded."""
         reasons = []
+        timeout = self.settings.shard_timeout_s
+        if isinstance(body, dict) and body.get("timeout_ms"):
+            # a query allowed to run longer than the shard timeout is not a shard failure: its own deadline (the
+            # shard server answers 504 at it) plus a second for the answer to come back
+            timeout = max(timeout, body["timeout_ms"] / 1000 + 1)
         for url in group.order():
             try:
-                r = await self.client.request(method, f"{url}{path}", json=body)
+                r = await self.client.request(method, f"{url}{path}", json=body,
+                                              timeout=httpx.Timeout(timeout, connect=self.settings.connect_timeout_s))
             except httpx.TimeoutException:
                 reasons.append(f"{url} timed out")
             except httpx.TransportError as exc:

@@ -55,11 +55,21 @@ class RemoteIndex:
                 else:
                     self.infos[g.index] = r.json()
             first = next((i for i in self.infos if i is not None), None)
-            if first is not None and self.codec is None and first["codec"] is not None:
+            if first is not None:
                 self.engine.max_token_id = first["max_token_id"]
-                self.codec = await self._load_codec(shards, first)
+                if self.codec is None and first["codec"] is not None:
+                    try:
+                        self.codec = await self._load_codec(shards, first)
+                    except ShardDown as d:  # asked again on the next query
+                        down.append(d)
             self.topology = Topology(self.infos)
             return down
+
+    @property
+    def ready(self) -> bool:
+        """Layout known for some group, and the tokenizer loaded when the servers have one."""
+        first = next((i for i in self.infos if i is not None), None)
+        return first is not None and (first["codec"] is None or self.codec is not None)
 
     async def _load_codec(self, shards: Shards, info: dict[str, Any]) -> Codec:
         """The shard servers' own tokenizer file, so text is tokenized here exactly as they would."""
@@ -96,10 +106,11 @@ class RouterState:
         if ix is None:
             raise Problem("unknown-index", f"no index named {name!r} is served here", field="index")
         f = Fanout(self.shards, ix, allow_partial)
-        if not ix.complete:
+        if not ix.complete or not ix.ready:
             f.note(await ix.discover(self.shards))
-        if ix.codec is None and not ix.topology.known:
-            f.note([], force=True)
+        if not ix.ready:
+            raise Problem("index-unavailable", f"index {name!r}: no shard group has answered yet",
+                          extra={"missing_shards": [g.name for g in ix.groups]})
         return f
 
 
