@@ -102,21 +102,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sys.setswitchinterval(settings.concurrency.gil_switch_interval_ms / 1000)
         svc = ServiceState(settings, registry)
         app.state.service = svc
-        app.state.summarize_pool = None
-        # workers start in the background: the API answers at once, /v1/summarize says 503 until they are up
-        starting = asyncio.create_task(_start_summarizer(app, settings))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # SIGHUP reloads like POST /v1/admin/reload (with several workers uvicorn restarts them instead)
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_quietly(svc)))
-        yield
+        async with summarizer_lifetime(app, settings):
+            yield
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
-        if app.state.summarize_pool is not None:
-            await app.state.summarize_pool.close()
         svc.pools.shutdown()
 
     app = FastAPI(title="gramdex", version=API_VERSION, lifespan=lifespan,
@@ -141,6 +134,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _limits(app: FastAPI):  # noqa: ANN202 - Limits
     svc = getattr(app.state, "service", None)
     return svc.limits if svc is not None else Settings().limits
+
+
+@contextlib.asynccontextmanager
+async def summarizer_lifetime(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The summarizer workers for the app's lifetime, started in the background: the API answers at once and
+    /v1/summarize says 503 until they are up."""
+    app.state.summarize_pool = None
+    starting = asyncio.create_task(_start_summarizer(app, settings))
+    try:
+        yield
+    finally:
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        if app.state.summarize_pool is not None:
+            await app.state.summarize_pool.close()
 
 
 async def _start_summarizer(app: FastAPI, settings: Settings) -> None:

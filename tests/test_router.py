@@ -98,7 +98,7 @@ def cluster(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                                       ("g1", built.workers[1])]]
         single, *shard_servers = [f.result() for f in futures]
     groups = [[shard_servers[0].url, shard_servers[1].url], [shard_servers[2].url]]
-    router = Server(_router_config(root / "router.toml", groups), "--router")
+    router = Server(_router_config(root / "router.toml", groups), "--router", env={"GRAMDEX_SUMMARIZER__WORKERS": "1"})
     yield Cluster(single, shard_servers, router, native.Engine(built.whole))
     for srv in [router, single, *shard_servers]:
         srv.stop()
@@ -225,6 +225,17 @@ def test_router_specific_errors_are_the_services(cluster: Cluster) -> None:
     assert r.status_code == 413
     assert cluster.router.client.get("/readyz").json()["indexes"]["demo"] == {"shard-group-0": "ok",
                                                                              "shard-group-1": "ok"}
+
+
+def test_router_summarizes_with_its_own_workers(cluster: Cluster) -> None:
+    text = "the cat sat on the mat . the dog slept near the door . a child jumped over the old fence ."
+    end = time.monotonic() + 60
+    r = cluster.router.client.post("/v1/summarize", json={"text": text, "max_tokens": 8})
+    while r.status_code == 503 and time.monotonic() < end:  # its worker starts in the background
+        time.sleep(0.2)
+        r = cluster.router.client.post("/v1/summarize", json={"text": text, "max_tokens": 8})
+    assert r.status_code == 200, r.text
+    assert r.json()["summary"] and all(s["text"] in text for s in r.json()["sentences"])
 
 
 def test_failures_replica_503_and_partial(cluster: Cluster) -> None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from service import errors
-from service.app import API_VERSION, PROBLEM_RESPONSES, BodyLimit, authorize
+from service.app import API_VERSION, PROBLEM_RESPONSES, BodyLimit, authorize, summarizer_lifetime
 from service.documents import document
 from service.errors import Problem
 from service.limits import check_max
@@ -23,6 +23,7 @@ from service.router.shards import ShardDown
 from service.router.state import RouterState, router_state
 from service.routes.ops import healthz, metrics
 from service.settings import Settings, load_settings
+from service.summarize.router import router as summarize_router
 
 READY_TIMEOUT_S = 2.0
 indexes = APIRouter(prefix="/v1/indexes", tags=["indexes"])
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for ix in rs.indexes.values():  # learn the layouts now; groups down now are asked again on use
             with contextlib.suppress(ShardDown, Problem):
                 await ix.discover(rs.shards)
-        yield
+        async with summarizer_lifetime(app, settings):  # summaries need no shard: the router's own workers
+            yield
         await rs.shards.close()
 
     app = FastAPI(title="gramdex router", version=API_VERSION, lifespan=lifespan,
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     protected = [Depends(authorize)]
     app.include_router(indexes, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.include_router(queries.router, dependencies=protected, responses=PROBLEM_RESPONSES)
+    app.include_router(summarize_router, dependencies=protected, responses=PROBLEM_RESPONSES)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"])
     app.include_router(ops)
