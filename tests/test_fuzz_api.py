@@ -70,7 +70,8 @@ def _problem_ok(response: Any) -> None:
         assert "Traceback" not in text and "/work/" not in text and ".py" not in text, text
 
 
-WORDS = ["the", "cat", "dog", "sat", "on", "mat", "a", "red", "house", "friend", "zebra", "é", "\u4e2d", "\ud800", " ", ""]
+WORDS = ["the", "cat", "dog", "sat", "on", "mat", "a", "red", "house", "friend", "zebra", "é", "\u4e2d", "\ud800",
+         " ", ""]
 TEXT = st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)
 CNF_TEXT = st.lists(st.lists(st.sampled_from(WORDS[:-1]), min_size=1, max_size=3).map(" OR ".join),
                     min_size=1, max_size=4).map(" AND ".join)
