@@ -84,6 +84,9 @@ class Concurrency(BaseModel):
     # 0.52 ms and 2,061 req/s through the pool. The price: on a cold, disk-resident index a count's page faults
     # (tens of reads) block the loop; set false there. Slow calls always run in the `slow` pool.
     inline_fast: bool = True
+    # ntd reads O(max_support) suffix-array entries whatever the corpus size (one sample per `unit` ranks), so up to
+    # this max_support it is a cheap call (fast lane); above it, or for infgram_ntd's extra searches, the slow lane
+    fast_ntd_max_support: int = Field(default=1000, ge=0)
 
 
 class Summarizer(BaseModel):

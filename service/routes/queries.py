@@ -118,7 +118,8 @@ async def _ntd(request: Request, index: str, body: NtdRequest, *, infgram: bool)
     support = body.max_support or 1000
     deadline = Deadline(body.timeout_ms, svc.limits)
     fn = ix.engine.infgram_ntd if infgram else ix.engine.ntd
-    r, ms = await svc.call(svc.pools.slow, "infgram_ntd" if infgram else "ntd", index,
+    cheap = not infgram and support <= svc.settings.concurrency.fast_ntd_max_support
+    r, ms = await svc.call(svc.pools.fast if cheap else svc.pools.slow, "infgram_ntd" if infgram else "ntd", index,
                            lambda: fn(prompt, support, deadline.remaining_ms()))
     ranked = sorted(r.counts.items(), key=lambda kv: (-kv[1], kv[0]))
     names = inputs.tokens(ix, [t for t, _ in ranked]) or [None] * len(ranked)
