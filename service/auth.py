@@ -30,8 +30,16 @@ class Bucket:
         return (1 - self.tokens) / self.rate
 
 
+# a client whose key does not match gets this many tries, then one per second: guessing keys stays slow
+FAILED_AUTH_BURST = 10
+FAILED_AUTH_RATE = 1.0
+
+
 class Guard:
     """Who may call, and how often. Settings are swapped whole on reload; buckets of kept keys survive."""
+
+    # buckets kept for client addresses (anonymous limits, failed keys): many addresses must not grow memory
+    max_client_buckets = 100_000
 
     def __init__(self, settings: Settings) -> None:
         self._buckets: dict[str, Bucket] = {}
@@ -74,6 +82,8 @@ class Guard:
                 raise Problem("forbidden", "this API key is not an admin key")
             return
         if self.required and key is None:
+            if token:
+                self._limit(f"fail:{client}", FAILED_AUTH_RATE, FAILED_AUTH_BURST)
             detail = "the API key is not valid" if token else "send Authorization: Bearer <API key>"
             raise Problem("unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="gramdex"'})
         if key is not None:
@@ -86,8 +96,18 @@ class Guard:
         size = float(burst if burst is not None else max(1, math.ceil(rate)))
         bucket = self._buckets.get(who)
         if bucket is None or bucket.rate != rate or bucket.burst != size:
+            if bucket is None and not who.startswith("key:") and len(self._buckets) >= self.max_client_buckets:
+                self._prune()
             bucket = self._buckets[who] = Bucket(rate, size, size, time.monotonic())
         wait = bucket.take()
         if wait > 0:
             raise Problem("rate-limited", f"over {rate:g} requests per second; retry after the given seconds",
                           headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+    def _prune(self) -> None:
+        """Forget client buckets that have refilled (they hold no state), else the oldest half of them."""
+        now = time.monotonic()
+        clients = [n for n in self._buckets if not n.startswith("key:")]
+        idle = [n for n in clients if (now - self._buckets[n].stamp) * self._buckets[n].rate >= self._buckets[n].burst]
+        for name in idle or clients[: len(clients) // 2 + 1]:
+            del self._buckets[name]

@@ -143,3 +143,26 @@ def test_errors_carry_no_traces_or_paths(keyed: Server, indexes: Indexes) -> Non
         text = resp.text
         assert "Traceback" not in text and str(srv.config) not in text and str(missing) not in text
         assert str(indexes.text.parent) not in text and ".py" not in text
+
+
+def test_guessing_keys_is_rate_limited_per_address() -> None:
+    guard = Guard(Settings(demo=False, api_keys=[ApiKey(key="k" * 32, name="client")]))
+    statuses = []
+    for _ in range(12):
+        try:
+            guard.check("Bearer wrong-key-guess", "10.0.0.1")
+        except Exception as exc:  # noqa: BLE001 - every outcome is a Problem; its status is what matters
+            statuses.append(exc.status)  # type: ignore[attr-defined]
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+    with pytest.raises(Exception) as other:  # another address still gets its own tries
+        guard.check("Bearer wrong-key-guess", "10.0.0.2")
+    assert other.value.status == 401  # type: ignore[attr-defined]
+    guard.check(f"Bearer {'k' * 32}", "10.0.0.1")  # the right key still passes from the throttled address
+
+
+def test_buckets_for_many_addresses_stay_bounded() -> None:
+    guard = Guard(Settings(demo=False, anonymous_rate_per_s=1000.0, anonymous_burst=5))
+    guard.max_client_buckets = 50
+    for i in range(1_000):
+        guard.check(None, f"10.1.{i // 256}.{i % 256}")
+    assert len(guard._buckets) <= 50
