@@ -81,6 +81,24 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class JsonBodies:
+    """415 for a body declared as anything but JSON; a request without Content-Type is read as JSON."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            for name, value in scope["headers"]:
+                media = value.split(b";", 1)[0].strip().lower()
+                if name == b"content-type" and media != b"application/json" and not media.endswith(b"+json"):
+                    declared = media.decode("latin-1")
+                    p = errors.Problem("unsupported-media-type", f"send application/json, not {declared}")
+                    await _send_problem(send, p, scope["path"])
+                    return
+        await self.app(scope, receive, send)
+
+
 async def _send_problem(send: Send, p: errors.Problem, path: str) -> None:
     import json
 
@@ -125,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router, responses=PROBLEM_RESPONSES)
     app.include_router(ops.router)
     app.include_router(explorer.router)
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=lambda: _limits(app).max_body_bytes,
                        max_header_bytes=lambda: _limits(app).max_header_bytes)
     app.add_middleware(MetricsMiddleware, known_index=registry.has)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from service import errors
-from service.app import API_VERSION, PROBLEM_RESPONSES, BodyLimit, authorize, summarizer_lifetime
+from service.app import API_VERSION, PROBLEM_RESPONSES, BodyLimit, JsonBodies, authorize, summarizer_lifetime
 from service.documents import document
 from service.errors import Problem
 from service.limits import check_max
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"])
     app.include_router(ops)
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, max_bytes=lambda: settings.limits.max_body_bytes,
                        max_header_bytes=lambda: settings.limits.max_header_bytes)
     app.add_middleware(MetricsMiddleware, known_index=lambda name: name in settings.router.indexes)
