@@ -39,15 +39,15 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-/* Maps path; a missing optional file leaves m empty and returns GD_OK with *present = 0. */
-static gd_status map_file(const char *path, gd_map *m, int optional, int *present, gd_error *err) {
+gd_status gd_map_file(const char *path, gd_map *m, unsigned flags, int *present, gd_error *err) {
     m->data = NULL;
     m->size = 0;
     if (present) *present = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT && optional) return GD_OK;
-        if (errno == ENOENT) return gd_fail(err, GD_E_FORMAT, "%s: missing index file", path);
+        if (errno == ENOENT && (flags & GD_MAP_OPTIONAL)) return GD_OK;
+        if (errno == ENOENT && (flags & GD_MAP_INDEX))
+            return gd_fail(err, GD_E_FORMAT, "%s: missing index file", path);
         return gd_fail(err, GD_E_IO, "%s: cannot open: %s", path, strerror(errno));
     }
     struct stat st;
@@ -71,12 +71,12 @@ static gd_status map_file(const char *path, gd_map *m, int optional, int *presen
     close(fd);
     if (p == MAP_FAILED) return gd_fail(err, GD_E_IO, "%s: cannot map: %s", path, strerror(e));
     /* suffix-array access is random: readahead only pollutes the page cache */
-    madvise(p, (size_t)m->size, MADV_RANDOM);
+    if (flags & GD_MAP_INDEX) madvise(p, (size_t)m->size, MADV_RANDOM);
     m->data = p;
     return GD_OK;
 }
 
-static void unmap(gd_map *m) {
+void gd_unmap_file(gd_map *m) {
     if (m->data) munmap((void *)m->data, (size_t)m->size);
     m->data = NULL;
     m->size = 0;
@@ -84,11 +84,11 @@ static void unmap(gd_map *m) {
 
 static void shard_release(gd_shard *s) {
     gd_sample_release(s);
-    unmap(&s->ds);
-    unmap(&s->sa);
-    unmap(&s->od);
-    unmap(&s->mt);
-    unmap(&s->om);
+    gd_unmap_file(&s->ds);
+    gd_unmap_file(&s->sa);
+    gd_unmap_file(&s->od);
+    gd_unmap_file(&s->mt);
+    gd_unmap_file(&s->om);
     free(s->dir);
     s->dir = NULL;
 }
@@ -109,12 +109,12 @@ static gd_status shard_open(const gd_engine *e, gd_shard *s, const char *dir, un
     if (!s->dir) return gd_fail(err, GD_E_NOMEM, "out of memory");
 #define PATH(name) (snprintf(path, sizeof path, "%s/" name ".%lu", dir, n) >= (int)sizeof path \
                         ? gd_fail(err, GD_E_INVALID, "index path too long: %s", dir) : GD_OK)
-    if ((st = PATH("tokenized")) || (st = map_file(path, &s->ds, 0, NULL, err))) return st;
+    if ((st = PATH("tokenized")) || (st = gd_map_file(path, &s->ds, GD_MAP_INDEX, NULL, err))) return st;
     if (s->ds.size == 0 || s->ds.size % width)
         return gd_fail(err, GD_E_FORMAT, "%s: size %llu is not a positive multiple of the token width %u",
                        path, (unsigned long long)s->ds.size, width);
     s->tok_cnt = s->ds.size / width;
-    if ((st = PATH("table")) || (st = map_file(path, &s->sa, 0, NULL, err))) return st;
+    if ((st = PATH("table")) || (st = gd_map_file(path, &s->sa, GD_MAP_INDEX, NULL, err))) return st;
     if (s->sa.size % s->tok_cnt || s->sa.size / s->tok_cnt == 0 || s->sa.size / s->tok_cnt > 8)
         return gd_fail(err, GD_E_FORMAT,
                        "%s: size %llu does not hold one 1-8 byte entry per token (%llu tokens): truncated or "
@@ -124,7 +124,7 @@ static gd_status shard_open(const gd_engine *e, gd_shard *s, const char *dir, un
     if (s->ptr_size < 8 && (s->ds.size - 1) >> (8 * s->ptr_size))
         return gd_fail(err, GD_E_FORMAT, "%s: %u-byte entries cannot address %llu bytes of tokens", path,
                        s->ptr_size, (unsigned long long)s->ds.size);
-    if ((st = PATH("offset")) || (st = map_file(path, &s->od, 0, NULL, err))) return st;
+    if ((st = PATH("offset")) || (st = gd_map_file(path, &s->od, GD_MAP_INDEX, NULL, err))) return st;
     if (s->od.size == 0 || s->od.size % 8)
         return gd_fail(err, GD_E_FORMAT, "%s: size %llu is not a positive multiple of 8", path,
                        (unsigned long long)s->od.size);
@@ -136,8 +136,9 @@ static gd_status shard_open(const gd_engine *e, gd_shard *s, const char *dir, un
         return gd_fail(err, GD_E_FORMAT, "%s: last document offset %llu is outside tokenized.%lu", path,
                        (unsigned long long)last, n);
     int has_mt = 0, has_om = 0;
-    if ((st = PATH("metadata")) || (st = map_file(path, &s->mt, 1, &has_mt, err))) return st;
-    if ((st = PATH("metaoff")) || (st = map_file(path, &s->om, 1, &has_om, err))) return st;
+    const unsigned optional = GD_MAP_INDEX | GD_MAP_OPTIONAL;
+    if ((st = PATH("metadata")) || (st = gd_map_file(path, &s->mt, optional, &has_mt, err))) return st;
+    if ((st = PATH("metaoff")) || (st = gd_map_file(path, &s->om, optional, &has_om, err))) return st;
     if (has_mt != has_om)
         return gd_fail(err, GD_E_FORMAT, "%s: metadata.%lu and metaoff.%lu must both be present or both absent",
                        dir, n, n);

@@ -49,6 +49,13 @@ struct gd_engine {
 /* Key of the token after a match: end of shard sorts before every token in byte order. */
 #define GD_KEY_END UINT64_C(0xFFFFFFFFFFFFFFFF)
 
+/* Maps a whole file read-only (an empty file maps to data == NULL, size 0). GD_MAP_INDEX: a missing file is
+ * GD_E_FORMAT "missing index file" and access is advised random; GD_MAP_OPTIONAL: a missing file is GD_OK with
+ * *present = 0. */
+enum { GD_MAP_OPTIONAL = 1, GD_MAP_INDEX = 2 };
+gd_status gd_map_file(const char *path, gd_map *m, unsigned flags, int *present, gd_error *err);
+void gd_unmap_file(gd_map *m);
+
 gd_status gd_fail(gd_error *err, gd_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

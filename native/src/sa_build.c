@@ -366,45 +366,6 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
 
 /* ---------------------------------------------------------------- files */
 
-typedef struct mapped {
-    const uint8_t *data;
-    uint64_t size;
-} mapped;
-
-static gd_status map_file(const char *path, mapped *m, gd_error *err)
-{
-    m->data = NULL;
-    m->size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return gd_fail(err, GD_E_IO, "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return gd_fail(err, GD_E_IO, "cannot stat %s: %s", path, strerror(e));
-    }
-    m->size = (uint64_t)st.st_size;
-    if (m->size > 0) {
-        void *p = mmap(NULL, (size_t)m->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return gd_fail(err, GD_E_IO, "cannot map %s: %s", path, strerror(e));
-        }
-        m->data = p;
-    }
-    close(fd);
-    return GD_OK;
-}
-
-static void unmap_file(mapped *m)
-{
-    if (m->data)
-        munmap((void *)m->data, (size_t)m->size);
-    m->data = NULL;
-}
-
 typedef struct writer {
     FILE *f;
     const char *path;
@@ -473,7 +434,7 @@ static gd_status writer_close(writer *w, gd_status st, gd_error *err)
 /* SA of the tokens [start, end) of text (sentinel excluded); out gets end-start entries. */
 /* Symbols of the tokens [start, end) (keys whose order is the byte order, ranked densely from 1)
  * plus the sentinel 0: into *h16 when the alphabet fits 16 bits, else into *w32. */
-static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t start, uint32_t n,
+static gd_status slice_symbols(const gd_map *text, unsigned width, uint64_t start, uint32_t n,
                                uint32_t *scratch, uint16_t **h16, uint32_t **w32, uint32_t *K,
                                gd_error *err)
 {
@@ -554,7 +515,7 @@ static gd_status slice_symbols(const mapped *text, unsigned width, uint64_t star
 }
 
 /* SA of the tokens [start, end) of text (sentinel excluded); out gets end-start entries. */
-static gd_status sort_slice(const mapped *text, unsigned width, uint64_t start, uint64_t end,
+static gd_status sort_slice(const gd_map *text, unsigned width, uint64_t start, uint64_t end,
                             uint32_t **out, gd_error *err)
 {
     uint64_t m = end - start;
@@ -670,7 +631,7 @@ static gd_status fix_truncated_runs(const text_ctx *c, uint64_t base, uint32_t *
 /* ---------------------------------------------------------------- parts */
 
 typedef struct part_job {
-    const mapped *text;
+    const gd_map *text;
     unsigned width;
     uint64_t tok_cnt, part_tokens, overlap, n_parts;
     const char *dir;
@@ -977,7 +938,7 @@ static gd_status merge_sorted_parts(const text_ctx *c, const sorted_part *parts,
 /* ---------------------------------------------------------------- parallel, in memory */
 
 typedef struct mem_part {
-    const mapped *text;
+    const gd_map *text;
     unsigned width;
     uint64_t tok_cnt, start, end, overlap;
     uint32_t *sa;
@@ -1010,7 +971,7 @@ static void *mem_part_worker(void *arg)
 
 /* With several threads and memory for the whole shard: each thread sorts one slice, then the
  * slices are range-merged. GD_GAVE_UP on very repetitive text (long runs, long comparisons). */
-static gd_status build_parallel(const mapped *text, unsigned w, const gd_sa_plan_info *plan,
+static gd_status build_parallel(const gd_map *text, unsigned w, const gd_sa_plan_info *plan,
                                 unsigned threads, const char *table_path, gd_sa_progress *progress,
                                 gd_error *err)
 {
@@ -1053,13 +1014,13 @@ static gd_status build_parallel(const mapped *text, unsigned w, const gd_sa_plan
 
 /* Part files hold native-endian u32 suffix indices relative to the part start; they are
  * temporaries of one build on one machine, mapped back read-only for the merge. */
-static gd_status merge_part_files(const mapped *text, unsigned w, const gd_sa_plan_info *plan,
+static gd_status merge_part_files(const gd_map *text, unsigned w, const gd_sa_plan_info *plan,
                                   unsigned threads, const char *dir, const char *table_path,
                                   gd_sa_progress *progress, gd_error *err)
 {
     uint64_t k = plan->n_parts, n = plan->tok_cnt;
     sorted_part *parts = calloc(k, sizeof *parts);
-    mapped *maps = calloc(k, sizeof *maps);
+    gd_map *maps = calloc(k, sizeof *maps);
     gd_status st = GD_OK;
     if (!parts || !maps) {
         free(parts);
@@ -1071,7 +1032,7 @@ static gd_status merge_part_files(const mapped *text, unsigned w, const gd_sa_pl
         uint64_t start = i * plan->part_tokens;
         uint64_t end = start + plan->part_tokens < n ? start + plan->part_tokens : n;
         part_path(path, sizeof path, dir, i);
-        st = map_file(path, &maps[i], err);
+        st = gd_map_file(path, &maps[i], 0, NULL, err);
         if (st == GD_OK && maps[i].size != (end - start) * sizeof(uint32_t))
             st = gd_fail(err, GD_E_IO, "%s: %llu bytes, expected %llu", path,
                          (unsigned long long)maps[i].size,
@@ -1084,7 +1045,7 @@ static gd_status merge_part_files(const mapped *text, unsigned w, const gd_sa_pl
                                 err);
     }
     for (uint64_t i = 0; i < k; i++)
-        unmap_file(&maps[i]);
+        gd_unmap_file(&maps[i]);
     free(parts);
     free(maps);
     return st;
@@ -1154,8 +1115,8 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
 {
     if (!tokenized_path || !table_path || !opts)
         return gd_fail(err, GD_E_INVALID, "paths and options are required");
-    mapped text;
-    gd_status st = map_file(tokenized_path, &text, err);
+    gd_map text;
+    gd_status st = gd_map_file(tokenized_path, &text, 0, NULL, err);
     if (st != GD_OK)
         return st;
     gd_sa_plan_info plan;
@@ -1164,7 +1125,7 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
         if (st == GD_E_FORMAT)
             gd_fail(err, st, "%s: token file size %llu is not a positive multiple of %u",
                     tokenized_path, (unsigned long long)text.size, opts->token_width);
-        unmap_file(&text);
+        gd_unmap_file(&text);
         return st;
     }
     unsigned w = opts->token_width;
@@ -1174,7 +1135,7 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
     if (plan.n_parts == 1 && threads > 1 && plan.tok_cnt >= PARALLEL_MIN_TOKENS) {
         st = build_parallel(&text, w, &plan, threads, table_path, progress, err);
         if (st != GD_GAVE_UP) {
-            unmap_file(&text);
+            gd_unmap_file(&text);
             if (st == GD_OK)
                 progress_set(progress, GD_SA_PHASE_DONE, plan.tok_cnt, plan.tok_cnt);
             return st;
@@ -1204,7 +1165,7 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
             }
             free(sa);
         }
-        unmap_file(&text);
+        gd_unmap_file(&text);
         if (st == GD_OK)
             progress_set(progress, GD_SA_PHASE_DONE, plan.tok_cnt, plan.tok_cnt);
         return st;
@@ -1214,12 +1175,12 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
     const char *dir_fmt = opts->tmp_dir ? "%s" : "%s.parts";
     const char *dir_arg = opts->tmp_dir ? opts->tmp_dir : table_path;
     if (strlen(dir_arg) + 8 >= sizeof dir) {
-        unmap_file(&text);
+        gd_unmap_file(&text);
         return gd_fail(err, GD_E_INVALID, "temporary directory path is too long");
     }
     snprintf(dir, sizeof dir, dir_fmt, dir_arg);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        unmap_file(&text);
+        gd_unmap_file(&text);
         return gd_fail(err, GD_E_IO, "cannot create %s: %s", dir, strerror(errno));
     }
     part_job job = {.text = &text, .width = w, .tok_cnt = plan.tok_cnt,
@@ -1244,7 +1205,7 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
     }
     if (!opts->tmp_dir)
         rmdir(dir);
-    unmap_file(&text);
+    gd_unmap_file(&text);
     if (st == GD_OK)
         progress_set(progress, GD_SA_PHASE_DONE, plan.tok_cnt, plan.tok_cnt);
     return st;
@@ -1266,13 +1227,13 @@ gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsig
         *bad_rank = UINT64_MAX;
     if (token_width != 1 && token_width != 2 && token_width != 4)
         return gd_fail(err, GD_E_INVALID, "token width must be 1, 2 or 4, not %u", token_width);
-    mapped text, table;
-    gd_status st = map_file(tokenized_path, &text, err);
+    gd_map text, table;
+    gd_status st = gd_map_file(tokenized_path, &text, 0, NULL, err);
     if (st != GD_OK)
         return st;
-    st = map_file(table_path, &table, err);
+    st = gd_map_file(table_path, &table, 0, NULL, err);
     if (st != GD_OK) {
-        unmap_file(&text);
+        gd_unmap_file(&text);
         return st;
     }
     uint64_t n = text.size / token_width;
@@ -1326,7 +1287,7 @@ gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsig
         }
     }
     free(seen);
-    unmap_file(&table);
-    unmap_file(&text);
+    gd_unmap_file(&table);
+    gd_unmap_file(&text);
     return st;
 }
