@@ -263,6 +263,72 @@ gd_status gd_sa_build(const char *tokenized_path, const char *table_path, const 
 gd_status gd_sa_verify(const char *tokenized_path, const char *table_path, unsigned token_width,
                        uint64_t stride, uint64_t *bad_rank, gd_error *err);
 
+/* --- byte-level BPE encoding (bpe.c) --- */
+
+/* GPT-2-style byte-level BPE, as Hugging Face tokenizers' ByteLevel pre-tokenizer (use_regex on,
+ * add_prefix_space off) followed by its BPE model (no dropout, every byte in the vocabulary, no
+ * subword prefix or suffix) encode text without normalizer and without added tokens in it:
+ *  - UTF-8 text is split by the GPT-2 regex
+ *    's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *    with Oniguruma's classes as tokenizers has them (generated table, see gd_bpe_char_class);
+ *  - each piece starts as one symbol per byte; the adjacent pair with the lowest merge rank is
+ *    merged (the leftmost one among equal ranks) until no pair has a merge;
+ *  - with GD_BPE_IGNORE_MERGES, a piece that is itself a vocabulary word is that word's id.
+ * The model is immutable after gd_bpe_model_new: any number of threads may encode with it at once,
+ * each with its own cache (a cache is used by one thread at a time). */
+typedef struct gd_bpe_model gd_bpe_model;
+typedef struct gd_bpe_cache gd_bpe_cache;
+
+enum {
+    GD_BPE_CLASS_OTHER = 0,   /* none of the classes below */
+    GD_BPE_CLASS_LETTER = 1,  /* \p{L} */
+    GD_BPE_CLASS_NUMBER = 2,  /* \p{N} */
+    GD_BPE_CLASS_SPACE = 3    /* \s */
+};
+
+enum {
+    GD_BPE_IGNORE_MERGES = 1  /* tokenizers' ignore_merges: a whole piece found in the vocabulary wins */
+};
+
+/* Ids are any uint32 values below 0xFFFFFFFF; the model does not need the vocabulary's size. */
+typedef struct gd_bpe_spec {
+    const uint32_t *byte_ids;      /* 256 entries: id of the token of each single byte */
+    const uint32_t *merge_left;    /* n_merges entries each: merge i (rank i) joins the tokens */
+    const uint32_t *merge_right;   /* merge_left[i] and merge_right[i] into merge_result[i]; a pair */
+    const uint32_t *merge_result;  /* listed twice keeps its last rank and result */
+    size_t n_merges;
+    const char *words;             /* GD_BPE_IGNORE_MERGES only (else n_words = 0): vocabulary */
+    const size_t *word_offsets;    /* words as raw bytes, word i = words[word_offsets[i] .. */
+    const uint32_t *word_ids;      /* word_offsets[i + 1]) with id word_ids[i] */
+    size_t n_words;
+    unsigned flags;                /* GD_BPE_* flags */
+} gd_bpe_spec;
+
+/* Copies what it needs from spec; GD_E_INVALID names a bad entry. */
+gd_status gd_bpe_model_new(const gd_bpe_spec *spec, gd_bpe_model **out, gd_error *err);
+void gd_bpe_model_free(gd_bpe_model *model);
+
+/* A word cache (piece bytes -> ids) and scratch memory for one thread's encode calls with `model`:
+ * at most about max_bytes (0 = 64 MiB, at least 1 MiB) of cached words, emptied when full. */
+gd_status gd_bpe_cache_new(const gd_bpe_model *model, size_t max_bytes, gd_bpe_cache **out, gd_error *err);
+void gd_bpe_cache_free(gd_bpe_cache *cache);
+
+/* Encodes len bytes of UTF-8 text into ids[0 .. *n_ids); cap >= len always suffices (every id
+ * covers at least one byte). cache may be NULL (slower: nothing is remembered between calls).
+ * Invalid UTF-8 (overlong forms, surrogates, above U+10FFFF, truncated) is GD_E_INVALID naming
+ * the byte offset; so is a cache made for another model or a cap too small. */
+gd_status gd_bpe_encode(const gd_bpe_model *model, gd_bpe_cache *cache, const char *text, size_t len,
+                        uint32_t *ids, size_t cap, size_t *n_ids, gd_error *err);
+/* Encodes n_texts texts, text i = texts[text_offsets[i] .. text_offsets[i + 1]) (offsets
+ * non-decreasing), one after another into ids: text i's ids are ids[id_offsets[i] .. id_offsets[i + 1]),
+ * id_offsets having n_texts + 1 entries. cap >= text_offsets[n_texts] - text_offsets[0] suffices. */
+gd_status gd_bpe_encode_batch(const gd_bpe_model *model, gd_bpe_cache *cache, const char *texts,
+                              const size_t *text_offsets, size_t n_texts, uint32_t *ids, size_t cap,
+                              size_t *id_offsets, gd_error *err);
+
+/* The regex class (GD_BPE_CLASS_*) of code point cp; GD_BPE_CLASS_OTHER above U+10FFFF. */
+int gd_bpe_char_class(uint32_t cp);
+
 #ifdef __cplusplus
 }
 #endif
