@@ -15,13 +15,9 @@ from typing import Any
 import numpy as np
 
 from native._gramdex import ffi, lib
-from native.errors import (
-    DeadlineExceededError,
-    EngineIOError,
-    GramdexError,
-    IndexFormatError,
-    InvalidQueryError,
-)
+from native.errors import GramdexError, IndexFormatError, InvalidQueryError
+from native.jobs import Call
+from native.jobs import raise_status as _raise
 from native.manifest import MANIFEST_FILE, Manifest, check_file_sizes, read_manifest
 from native.results import (
     CnfResult,
@@ -38,21 +34,6 @@ from native.results import (
 
 PathLike = str | os.PathLike[str]
 Cnf = Sequence[Sequence[Sequence[int]]]
-
-_ERRORS: dict[int, type[GramdexError]] = {
-    lib.GD_E_NOMEM: GramdexError,
-    lib.GD_E_IO: EngineIOError,
-    lib.GD_E_FORMAT: IndexFormatError,
-    lib.GD_E_INVALID: InvalidQueryError,
-    lib.GD_E_DEADLINE: DeadlineExceededError,
-}
-
-
-def _raise(status: int, err: Any) -> None:
-    if status != lib.GD_OK:
-        message = ffi.string(err.message).decode("utf-8", "replace")
-        raise _ERRORS.get(status, GramdexError)(message)
-
 
 def _deadline(timeout_ms: float | None) -> int:
     if timeout_ms is None:
@@ -158,13 +139,33 @@ class Engine:
 
     # --- counting ---
 
-    def find(self, ids: Sequence[int]) -> FindResult:
-        q = _ids(ids, "ids")
+    def _job(self, op: int, ids: Sequence[int], what: str) -> tuple[Any, Any]:
+        q = _ids(ids, what)
+        job = ffi.new("gd_job *")
+        job.op = op
+        job.engine = self._handle()
+        job.ids = q
+        job.n_ids = len(q)
+        return job, q
+
+    def find_call(self, ids: Sequence[int]) -> Call[FindResult]:
+        job, q = self._job(lib.GD_OP_FIND, ids, "ids")
         ranges = ffi.new("gd_range[]", self.num_shards)
-        cnt = ffi.new("uint64_t *")
-        err = ffi.new("gd_error *")
-        _raise(lib.gd_find(self._handle(), q, len(q), ranges, cnt, err), err)
-        return FindResult(int(cnt[0]), [(int(r.lo), int(r.hi)) for r in ranges])
+        job.ranges = ranges
+
+        def result(j: Any) -> FindResult:
+            return FindResult(int(j.cnt), [(int(r.lo), int(r.hi)) for r in ranges])
+
+        return Call(job, (self._engine, q, ranges), result)
+
+    def count_call(self, ids: Sequence[int]) -> Call[int]:
+        job, q = self._job(lib.GD_OP_FIND, ids, "ids")
+        ranges = ffi.new("gd_range[]", self.num_shards)
+        job.ranges = ranges
+        return Call(job, (self._engine, q, ranges), lambda j: int(j.cnt))
+
+    def find(self, ids: Sequence[int]) -> FindResult:
+        return self.find_call(ids).run()
 
     def count(self, ids: Sequence[int]) -> int:
         q = _ids(ids, "ids")
@@ -186,54 +187,67 @@ class Engine:
         return [int(c) for c in counts]
 
     def prob(self, prompt: Sequence[int], cont: int) -> ProbResult:
-        return self._prob(lib.gd_prob, prompt, cont, infgram=False)
+        return self.prob_call(prompt, cont).run()
 
     def infgram_prob(self, prompt: Sequence[int], cont: int) -> ProbResult:
-        return self._prob(lib.gd_infgram_prob, prompt, cont, infgram=True)
+        return self.infgram_prob_call(prompt, cont).run()
 
-    def _prob(self, fn: Any, prompt: Sequence[int], cont: int, *, infgram: bool) -> ProbResult:
-        q = _ids(prompt, "prompt")
+    def prob_call(self, prompt: Sequence[int], cont: int) -> Call[ProbResult]:
+        return self._prob_call(lib.GD_OP_PROB, prompt, cont, infgram=False)
+
+    def infgram_prob_call(self, prompt: Sequence[int], cont: int) -> Call[ProbResult]:
+        return self._prob_call(lib.GD_OP_INFGRAM_PROB, prompt, cont, infgram=True)
+
+    def _prob_call(self, op: int, prompt: Sequence[int], cont: int, *, infgram: bool) -> Call[ProbResult]:
+        job, q = self._job(op, prompt, "prompt")
         if isinstance(cont, bool) or not isinstance(cont, int) or not 0 <= cont <= self.max_token_id:
             raise InvalidQueryError(f"cont must be an integer in [0, {self.max_token_id}], not {cont!r}")
-        out = ffi.new("gd_prob_result *")
-        err = ffi.new("gd_error *")
-        _raise(fn(self._handle(), q, len(q), cont, out, err), err)
-        return ProbResult(int(out.prompt_cnt), int(out.cont_cnt), float(out.prob),
-                          int(out.suffix_len) if infgram else None)
+        job.cont = cont
+
+        def result(j: Any) -> ProbResult:
+            p = j.prob
+            return ProbResult(int(p.prompt_cnt), int(p.cont_cnt), float(p.prob),
+                              int(p.suffix_len) if infgram else None)
+
+        return Call(job, (self._engine, q), result)
 
     def ntd(self, prompt: Sequence[int], max_support: int = 1000, timeout_ms: float | None = None) -> NtdResult:
-        return self._ntd(lib.gd_ntd, prompt, max_support, timeout_ms, infgram=False)
+        return self.ntd_call(prompt, max_support, timeout_ms).run()
 
     def infgram_ntd(self, prompt: Sequence[int], max_support: int = 1000,
                     timeout_ms: float | None = None) -> NtdResult:
-        return self._ntd(lib.gd_infgram_ntd, prompt, max_support, timeout_ms, infgram=True)
+        return self.infgram_ntd_call(prompt, max_support, timeout_ms).run()
 
     def ntd_with_unit(self, prompt: Sequence[int], unit: int, timeout_ms: float | None = None) -> NtdResult:
         """ntd sampling one rank per `unit` ranks (a power of two; 1 = exact), as one part of a larger index
         whose total prompt count fixed the unit."""
-        return self._ntd(lib.gd_ntd_with_unit, prompt, unit, timeout_ms, infgram=False)
+        return self._ntd_call(lib.GD_OP_NTD_WITH_UNIT, prompt, unit, "unit", timeout_ms, infgram=False).run()
+
+    def ntd_call(self, prompt: Sequence[int], max_support: int = 1000,
+                 timeout_ms: float | None = None) -> Call[NtdResult]:
+        return self._ntd_call(lib.GD_OP_NTD, prompt, max_support, "max_support", timeout_ms, infgram=False)
+
+    def infgram_ntd_call(self, prompt: Sequence[int], max_support: int = 1000,
+                         timeout_ms: float | None = None) -> Call[NtdResult]:
+        return self._ntd_call(lib.GD_OP_INFGRAM_NTD, prompt, max_support, "max_support", timeout_ms, infgram=True)
 
     def longest_suffix(self, prompt: Sequence[int]) -> int:
         """Length of the longest suffix of `prompt` that occurs in this index (0 if none does)."""
-        q = _ids(prompt, "prompt")
-        out = ffi.new("uint64_t *")
-        err = ffi.new("gd_error *")
-        _raise(lib.gd_longest_suffix_len(self._handle(), q, len(q), out, err), err)
-        return int(out[0])
+        job, q = self._job(lib.GD_OP_LONGEST_SUFFIX, prompt, "prompt")
+        return Call(job, (self._engine, q), lambda j: int(j.cnt)).run()
 
-    def _ntd(self, fn: Any, prompt: Sequence[int], max_support: int, timeout_ms: float | None, *,
-             infgram: bool) -> NtdResult:
-        q = _ids(prompt, "prompt")
-        _positive(max_support, "max_support" if fn is not lib.gd_ntd_with_unit else "unit")
-        out = ffi.new("gd_ntd_result *")
-        err = ffi.new("gd_error *")
-        status = fn(self._handle(), q, len(q), max_support, out, _deadline(timeout_ms), err)
-        try:
-            _raise(status, err)
+    def _ntd_call(self, op: int, prompt: Sequence[int], param: int, what: str, timeout_ms: float | None, *,
+                  infgram: bool) -> Call[NtdResult]:
+        job, q = self._job(op, prompt, "prompt")
+        job.param = _positive(param, what)
+        job.deadline_ns = _deadline(timeout_ms)
+
+        def result(j: Any) -> NtdResult:
+            out = j.ntd
             counts = {int(e.token): int(e.count) for e in out.entries[0:out.n_entries]}
-        finally:
-            lib.gd_free(out.entries)
-        return NtdResult(int(out.prompt_cnt), counts, bool(out.approx), int(out.suffix_len) if infgram else None)
+            return NtdResult(int(out.prompt_cnt), counts, bool(out.approx), int(out.suffix_len) if infgram else None)
+
+        return Call(job, (self._engine, q), result, lambda j: lib.gd_free(j.ntd.entries))
 
     # --- CNF ---
 

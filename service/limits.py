@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from native.errors import DeadlineExceededError
+from native.jobs import Call, Pool
 from service.errors import Problem
 from service.settings import Concurrency, Limits
 
@@ -33,37 +35,103 @@ class Deadline:
 
 
 class Lane:
-    """A thread pool with a bounded backlog: past `threads + max_queue` waiting calls it answers 503."""
+    """A bounded pool: native threads run engine `Call`s without the GIL, Python threads run other engine work;
+    past `threads + max_queue` calls waiting or running it answers 503."""
 
-    def __init__(self, name: str, threads: int, max_queue: int, retry_after_s: int, inline: bool = False) -> None:
+    def __init__(self, name: str, threads: int, max_queue: int, retry_after_s: int) -> None:
         self.name = name
-        self.inline = inline
+        self.threads = threads
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix=f"gramdex-{name}")
         self.capacity = threads + max_queue
         self.retry_after = str(retry_after_s)
         self.pending = 0  # touched only on the event loop thread
+        self._native: NativeRunner | None = None
 
-    async def run(self, fn: Callable[[], T]) -> T:
+    async def run(self, work: Call[T] | Callable[[], T]) -> T:
         if self.pending >= self.capacity:
             raise Problem("overloaded", f"the {self.name} query pool is full",
                           headers={"Retry-After": self.retry_after})
-        if self.inline:
-            return fn()
         self.pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+            if isinstance(work, Call):
+                return await self._runner().run(work)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, work)
         finally:
             self.pending -= 1
 
+    def _runner(self) -> NativeRunner:
+        loop = asyncio.get_running_loop()
+        if self._native is None or self._native.loop is not loop:
+            if self._native is not None:
+                self._native.close()
+            self._native = NativeRunner(self.threads, loop)
+        return self._native
+
     def shutdown(self) -> None:
+        if self._native is not None:
+            self._native.close()
+            self._native = None
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class NativeRunner:
+    """The engine's native pool wired to an asyncio loop: an eventfd wakes the loop once per batch of finished
+    calls, and no Python thread takes the GIL to run a query."""
+
+    def __init__(self, threads: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._pool = Pool(threads, self._fd)
+        self._waiting: dict[Call[Any], asyncio.Future[Any]] = {}
+        loop.add_reader(self._fd, self._collect)
+
+    def run(self, call: Call[T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = self.loop.create_future()
+        self._pool.submit(call)
+        self._waiting[call] = future
+        return future
+
+    def _collect(self) -> None:
+        try:
+            os.eventfd_read(self._fd)
+        except BlockingIOError:
+            pass
+        for call in self._pool.take_done():
+            self._settle(call)
+
+    def _settle(self, call: Call[Any]) -> None:
+        future = self._waiting.pop(call)
+        try:
+            result = call.finish()  # also frees what the C call allocated when nobody waits any more
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+    def close(self) -> None:
+        """Stop the threads after the queued calls ran (the eventfd outlives them); their waiters get results."""
+        done = self._pool.close()
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._fd)
+        os.close(self._fd)
+        for call in done:
+            if self.loop.is_closed():
+                self._waiting.pop(call)
+                try:
+                    call.finish()
+                except Exception:  # noqa: BLE001, S110 - nobody is left to tell; finish() only frees memory here
+                    pass
+            else:
+                self._settle(call)
 
 
 class Pools:
     """`fast` for calls bounded by a few binary searches, `slow` for those whose cost grows with the data."""
 
     def __init__(self, c: Concurrency) -> None:
-        self.fast = Lane("fast", c.fast_threads, c.max_queue, c.retry_after_s, c.inline_fast)
+        self.fast = Lane("fast", c.fast_threads, c.max_queue, c.retry_after_s)
         self.slow = Lane("slow", c.slow_threads, c.max_queue, c.retry_after_s)
 
     def shutdown(self) -> None:

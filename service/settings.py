@@ -78,12 +78,6 @@ class Concurrency(BaseModel):
     # how often a thread running Python code hands the GIL over: shorter lets the event loop answer cheap
     # queries while a slow one turns its millions of results into Python objects (the interpreter's default: 5 ms)
     gil_switch_interval_ms: float = Field(default=0.5, gt=0)
-    # run the cheap calls (count, prob, find, documents: a few dozen binary-search steps, microseconds on a mapped
-    # index) on the event loop itself. Handing them to a thread costs ~0.1-0.4 ms of hand-off and GIL traffic, 100x
-    # the call: measured on the shared index, inline gives 0.39 ms HTTP overhead and 3,352 count req/s at c=64 vs
-    # 0.52 ms and 2,061 req/s through the pool. The price: on a cold, disk-resident index a count's page faults
-    # (tens of reads) block the loop; set false there. Slow calls always run in the `slow` pool.
-    inline_fast: bool = True
     # ntd reads O(max_support) suffix-array entries whatever the corpus size (one sample per `unit` ranks), so up to
     # this max_support it is a cheap call (fast lane); above it, or for infgram_ntd's extra searches, the slow lane
     fast_ntd_max_support: int = Field(default=1000, ge=0)

@@ -9,6 +9,7 @@ from typing import TypeVar
 from fastapi import Request
 
 from native.errors import GramdexError
+from native.jobs import Call
 from service.auth import Guard
 from service.errors import from_engine
 from service.limits import Lane, Pools
@@ -31,24 +32,27 @@ class ServiceState:
     def limits(self):  # noqa: ANN201 - the Limits model
         return self.settings.limits
 
-    async def call(self, lane: Lane, op: str, index: str, fn: Callable[[], T]) -> tuple[T, float]:
-        """Run fn in the lane's pool; returns its result and the milliseconds it ran (queueing excluded)."""
+    async def call(self, lane: Lane, op: str, index: str, work: Call[T] | Callable[[], T]) -> tuple[T, float]:
+        """Run an engine call in the lane's pool (a prepared `Call` on its native threads, anything else on its
+        Python threads); returns the result and the milliseconds it ran (queueing excluded)."""
         timing: list[float] = []
 
         def timed() -> T:
             start = time.perf_counter()
             try:
-                return fn()
+                return work()  # type: ignore[operator]
             finally:
                 timing.append(time.perf_counter() - start)
 
         QUEUED.labels(lane.name).inc()
         try:
-            result = await lane.run(timed)
+            result = await lane.run(work if isinstance(work, Call) else timed)
         except GramdexError as exc:
             raise from_engine(exc) from None
         finally:
             QUEUED.labels(lane.name).dec()
+            if isinstance(work, Call):
+                timing.append(work.run_seconds)
             if timing:
                 observe_engine(op, index, timing[0])
         return result, timing[0] * 1000

@@ -211,6 +211,55 @@ gd_status gd_doc_by_ix(const gd_engine *engine, uint64_t doc_ix, uint64_t max_di
                        gd_doc *out, gd_error *err);
 void gd_doc_release(gd_doc *doc);
 
+/* --- jobs and a native worker pool: queries run on threads that never need the caller's lock --- */
+
+/* The calls a job can carry; each runs the function of the same name. */
+typedef enum gd_op {
+    GD_OP_FIND = 1,            /* ids, ranges (one per shard) -> cnt */
+    GD_OP_PROB = 2,            /* ids, cont -> prob */
+    GD_OP_INFGRAM_PROB = 3,    /* ids, cont -> prob */
+    GD_OP_NTD = 4,             /* ids, param = max_support -> ntd */
+    GD_OP_INFGRAM_NTD = 5,     /* ids, param = max_support -> ntd */
+    GD_OP_NTD_WITH_UNIT = 6,   /* ids, param = unit -> ntd */
+    GD_OP_LONGEST_SUFFIX = 7   /* ids -> cnt (the suffix length) */
+} gd_op;
+
+/* One query as data: the caller fills the inputs, gd_job_run (or a pool thread) fills the outputs.
+ * Every buffer it points to must stay valid until the job is done. */
+typedef struct gd_job {
+    gd_op op;
+    const gd_engine *engine;
+    const uint32_t *ids;
+    size_t n_ids;
+    uint32_t cont;
+    uint64_t param;
+    uint64_t deadline_ns;      /* 0 = none; a queued job whose deadline has passed is not started */
+    gd_range *ranges;          /* GD_OP_FIND: the engine's gd_num_shards() entries */
+    uint64_t tag;              /* the caller's name for the job, untouched */
+    gd_status status;
+    gd_error err;
+    uint64_t cnt;
+    gd_prob_result prob;
+    gd_ntd_result ntd;         /* entries released by the caller with gd_free() */
+    uint64_t run_ns;           /* how long the call itself ran (queueing excluded) */
+    struct gd_job *next_;      /* the pool's link */
+} gd_job;
+
+/* Run job on the calling thread; returns (and stores in job->status) the call's status. */
+gd_status gd_job_run(gd_job *job);
+
+typedef struct gd_pool gd_pool;
+
+/* `threads` worker threads (1..256). After a job finishes, when the list of finished jobs was empty the
+ * pool writes the 8-byte integer 1 to notify_fd (an eventfd or a pipe), so an event loop can wait on it. */
+gd_status gd_pool_open(unsigned threads, int notify_fd, gd_pool **out, gd_error *err);
+/* Queue job (never blocks; bounding the queue is the caller's policy). GD_E_INVALID once closing. */
+gd_status gd_pool_submit(gd_pool *pool, gd_job *job, gd_error *err);
+/* Move up to cap finished jobs to out; returns how many. */
+size_t gd_pool_take_done(gd_pool *pool, gd_job **out, size_t cap);
+/* Run what is queued, stop the threads and free the pool; finished jobs not taken are forgotten. */
+void gd_pool_close(gd_pool *pool);
+
 /* --- index building (sa_build.c) --- */
 
 /* Phases reported through gd_sa_progress while gd_sa_build runs. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gramdex.h"
 
@@ -61,6 +62,74 @@ static gd_engine *open_one(const char *dir, gd_error *err, gd_status *st) {
     return e;
 }
 
+/* Jobs run by the pool give what gd_job_run gives on this thread; closing runs what is still queued. */
+static void test_pool(const gd_engine *e) {
+    enum { N = 200 };
+    static gd_job jobs[N], direct[N];
+    static gd_range ranges[N][1], dranges[N][1];
+    static const uint32_t qs[4][2] = {{1, 2}, {2, 3}, {2, 0}, {3, 1}};
+    int fds[2];
+    if (pipe(fds) != 0) { perror("pipe"); exit(2); }
+    gd_error err;
+    gd_pool *pool = NULL;
+    CHECK(gd_pool_open(0, fds[1], &pool, &err) == GD_E_INVALID && pool == NULL);
+    CHECK(gd_pool_open(2, -1, &pool, &err) == GD_E_INVALID && pool == NULL);
+    CHECK(gd_pool_open(3, fds[1], &pool, &err) == GD_OK && pool);
+    if (!pool) return;
+    for (int i = 0; i < N; i++) {
+        gd_job *pair[2] = {&jobs[i], &direct[i]};
+        for (int k = 0; k < 2; k++) {
+            gd_job *j = pair[k];
+            memset(j, 0, sizeof *j);
+            j->op = (gd_op)(1 + i % 7);
+            j->engine = e;
+            j->ids = qs[i % 4];
+            j->n_ids = 1 + (size_t)(i % 2);
+            j->cont = 3;
+            j->param = (i % 7 == 5) ? 1 : 1000; /* ntd_with_unit takes a unit */
+            j->ranges = k ? dranges[i] : ranges[i];
+            j->tag = (uint64_t)i;
+        }
+        if (i == 7) jobs[i].deadline_ns = direct[i].deadline_ns = 1; /* long past: never started */
+        CHECK(gd_pool_submit(pool, &jobs[i], &err) == GD_OK);
+    }
+    for (int i = 0; i < N; i++) gd_job_run(&direct[i]);
+    gd_job *done[N];
+    size_t got = 0;
+    while (got < N) {
+        uint64_t note;
+        CHECK(read(fds[0], &note, sizeof note) == (ssize_t)sizeof note && note == 1);
+        got += gd_pool_take_done(pool, done + got, N - got);
+    }
+    CHECK(gd_pool_take_done(pool, done, N) == 0);
+    for (size_t i = 0; i < got; i++) {
+        const gd_job *j = done[i], *d = &direct[j->tag];
+        CHECK(j->status == d->status && j->cnt == d->cnt);
+        CHECK(j->prob.prompt_cnt == d->prob.prompt_cnt && j->prob.cont_cnt == d->prob.cont_cnt);
+        CHECK(j->ntd.n_entries == d->ntd.n_entries && j->ntd.prompt_cnt == d->ntd.prompt_cnt);
+        if (j->ntd.n_entries == d->ntd.n_entries && j->ntd.n_entries)
+            CHECK(memcmp(j->ntd.entries, d->ntd.entries, j->ntd.n_entries * sizeof *j->ntd.entries) == 0);
+        gd_free(j->ntd.entries);
+        gd_free(d->ntd.entries);
+    }
+    CHECK(jobs[7].status == GD_E_DEADLINE && strstr(jobs[7].err.message, "before the query started"));
+    CHECK(jobs[0].status == GD_OK && jobs[0].cnt == 2); /* find {1 2} */
+    gd_job bogus = {.op = (gd_op)99, .engine = e};
+    CHECK(gd_job_run(&bogus) == GD_E_INVALID);
+    gd_job noengine = {.op = GD_OP_FIND};
+    CHECK(gd_job_run(&noengine) == GD_E_INVALID);
+    /* queued at close: run before the threads stop */
+    for (int i = 0; i < 50; i++) {
+        memcpy(&jobs[i], &direct[0], sizeof jobs[i]);
+        jobs[i].ranges = ranges[i];
+        CHECK(gd_pool_submit(pool, &jobs[i], &err) == GD_OK);
+    }
+    gd_pool_close(pool);
+    for (int i = 0; i < 50; i++) CHECK(jobs[i].status == GD_OK && jobs[i].cnt == 2);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(int argc, char **argv) {
     const char *scratch = argc > 1 ? argv[1] : "/tmp";
     char good[900], bad[900], trunc[900];
@@ -113,6 +182,7 @@ int main(int argc, char **argv) {
         gd_free(cr.ptrs);
         gd_free(cr.ptrs_per_shard);
         CHECK(gd_find_cnf(e, &cnf, 50000, 100, &cr, 1, &err) == GD_E_DEADLINE);
+        test_pool(e);
         gd_engine_close(e);
     }
     e = open_one(bad, &err, &st);

@@ -51,7 +51,7 @@ async def count(index: str, body: CountRequest, request: Request) -> JSONRespons
     q = inputs.query(ix, body.query, body.query_ids, svc.limits, allow_cnf=True)
     if q.ids is not None:
         ids = q.ids
-        n, ms = await svc.call(svc.pools.fast, "count", index, lambda: ix.engine.count(ids))
+        n, ms = await svc.call(svc.pools.fast, "count", index, ix.engine.count_call(ids))
         return _ok({"count": n, "approx": False, "token_ids": ids, "tokens": inputs.tokens(ix, ids),
                     "latency_ms": ms})
     mcf, mdt = _cnf_params(svc, body)
@@ -72,7 +72,7 @@ async def find(index: str, body: FindRequest, request: Request) -> JSONResponse:
     out: dict[str, Any]
     if q.ids is not None:
         ids = q.ids
-        f, ms = await svc.call(svc.pools.fast, "find", index, lambda: ix.engine.find(ids))
+        f, ms = await svc.call(svc.pools.fast, "find", index, ix.engine.find_call(ids))
         out = {"count": f.cnt, "approx": False, "segment_by_shard": [list(s) for s in f.segment_by_shard]}
     else:
         mcf, mdt = _cnf_params(svc, body)
@@ -89,8 +89,8 @@ async def _prob(request: Request, index: str, body: ProbRequest, *, infgram: boo
     ix = svc.registry.get(index)
     prompt = inputs.sequence(ix, "prompt", body.prompt, body.prompt_ids, svc.limits)
     cont = inputs.single_token(ix, body.cont, body.cont_id, svc.limits)
-    fn = ix.engine.infgram_prob if infgram else ix.engine.prob
-    r, ms = await svc.call(svc.pools.fast, "infgram_prob" if infgram else "prob", index, lambda: fn(prompt, cont))
+    call = ix.engine.infgram_prob_call(prompt, cont) if infgram else ix.engine.prob_call(prompt, cont)
+    r, ms = await svc.call(svc.pools.fast, "infgram_prob" if infgram else "prob", index, call)
     cont_token = inputs.tokens(ix, [cont])
     return _ok({"prompt_ids": prompt, "prompt_tokens": inputs.tokens(ix, prompt), "cont_id": cont,
                 "cont_token": cont_token[0] if cont_token else None, "prompt_cnt": r.prompt_cnt,
@@ -117,10 +117,10 @@ async def _ntd(request: Request, index: str, body: NtdRequest, *, infgram: bool)
     check_max("max_support", body.max_support, svc.limits.max_support)
     support = body.max_support or 1000
     deadline = Deadline(body.timeout_ms, svc.limits)
-    fn = ix.engine.infgram_ntd if infgram else ix.engine.ntd
+    make = ix.engine.infgram_ntd_call if infgram else ix.engine.ntd_call
     cheap = not infgram and support <= svc.settings.concurrency.fast_ntd_max_support
     r, ms = await svc.call(svc.pools.fast if cheap else svc.pools.slow, "infgram_ntd" if infgram else "ntd", index,
-                           lambda: fn(prompt, support, deadline.remaining_ms()))
+                           make(prompt, support, deadline.remaining_ms()))
     ranked = sorted(r.counts.items(), key=lambda kv: (-kv[1], kv[0]))
     names = inputs.tokens(ix, [t for t, _ in ranked]) or [None] * len(ranked)
     return _ok({"prompt_ids": prompt, "prompt_tokens": inputs.tokens(ix, prompt), "prompt_cnt": r.prompt_cnt,
