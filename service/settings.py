@@ -89,6 +89,8 @@ class Summarizer(BaseModel):
     workers: int = Field(default=2, ge=0, description="local worker processes that `gramdex serve` supervises")
     urls: list[str] = Field(default_factory=list, description="workers run elsewhere (gramdex summarize-worker)")
     model: Path | None = Field(default=None, description="a model .npz; default: the one shipped with gramdex")
+    abstractive_model: Path | None = Field(
+        default=None, description="an ONNX model directory (model.onnx, tokenizer.json) for mode 'abstractive'")
     deadline_s: float = Field(default=10.0, gt=0)
     max_queue: int = Field(default=32, ge=0, description="waiting documents beyond all workers' slots before 503")
 

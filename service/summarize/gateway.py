@@ -62,6 +62,7 @@ class PoolConfig:
     local_workers: int = 2
     urls: list[str] = field(default_factory=list)
     model: Path | None = None
+    abstractive_model: Path | None = None   # an ONNX model directory for mode "abstractive" (local workers)
     indexes: dict[str, Path] = field(default_factory=dict)
     per_worker: int = 1            # concurrent requests per worker: summarizing is CPU-bound
     max_queue: int = 32            # waiting requests beyond all workers' slots before 503
@@ -101,6 +102,8 @@ class WorkerPool:
         cmd = [sys.executable, "-m", "service.summarize.worker", "--port", str(port)]
         if self.config.model is not None:
             cmd += ["--model", str(self.config.model)]
+        if self.config.abstractive_model is not None:
+            cmd += ["--abstractive-model", str(self.config.abstractive_model)]
         for name, path in self.config.indexes.items():
             cmd += ["--index", f"{name}={path}"]
         return Worker(f"http://127.0.0.1:{port}", subprocess.Popen(cmd))
@@ -174,8 +177,10 @@ class WorkerPool:
             for attempt in range(2):
                 w = await self._acquire(tried, deadline)
                 try:
-                    r = await asyncio.wait_for(self.client.post(f"{w.url}/summarize", json=payload),
-                                               max(0.0, deadline - time.monotonic()))
+                    left = max(0.0, deadline - time.monotonic())
+                    # the worker stops open-ended work (abstractive generation) in time for this deadline
+                    r = await asyncio.wait_for(self.client.post(f"{w.url}/summarize",
+                                                                json={**payload, "deadline_s": round(left, 3)}), left)
                 except TimeoutError:
                     REJECTIONS.labels("deadline").inc()
                     raise DeadlineError from None

@@ -1,8 +1,8 @@
 """POST /v1/summarize (and /v1/summarize/batch): validation here, work on the worker pool.
 
 The app keeps the pool at `app.state.summarize_pool` (see start_pool / WorkerPool.close). Errors are
-application/problem+json: 400 empty or non-text input, 413 too large, 422 impossible budget or mode, 503 (+ Retry-After)
-queue full, 504 deadline.
+application/problem+json: 400 empty or non-text input, 413 too large, 422 impossible budget or mode (mode "abstractive"
+on workers without an abstractive model: validation-error on `mode`), 503 (+ Retry-After) queue full, 504 deadline.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.errors import Problem
+from service.errors import PROBLEMS, Problem
 from service.summarize.gateway import DeadlineError, NoWorkerError, QueueFullError, WorkerError, WorkerPool
 
 MAX_TEXT_CHARS = 200_000   # about 30,000 words: the cache model is quadratic in the document's length
@@ -36,7 +36,9 @@ class SummarizeRequest(BaseModel):
     max_tokens: int | None = Field(default=None, description="hard budget in words and punctuation tokens")
     ratio: float | None = Field(default=None, description="budget as a share of the document's tokens")
     index: str | None = Field(default=None, description="a served word-level index for the critics' P_C")
-    mode: Literal["extractive", "compressive"] = "extractive"
+    mode: Literal["extractive", "compressive", "abstractive"] = Field(
+        default="extractive", description="abstractive: the configured ONNX model's summary if it clears the critics' "
+        "thresholds, else the student's; the answer names the `backend` and scores both `candidates`")
 
 
 class BatchRequest(BaseModel):
@@ -79,8 +81,12 @@ async def _one(pool: WorkerPool, payload: dict[str, Any]) -> dict[str, Any]:
         raise Problem("summarizer-unavailable", str(exc), headers=retry) from None
     except WorkerError as exc:
         body = exc.body if isinstance(exc.body, dict) else {}
-        slug = _WORKER_SLUGS.get(exc.status, "summarizer-unavailable")
+        slug = body.get("slug")
+        if not isinstance(slug, str) or slug not in PROBLEMS or PROBLEMS[slug][0] != exc.status:
+            slug = _WORKER_SLUGS.get(exc.status, "summarizer-unavailable")
+        field = body.get("field")
         raise Problem(slug, str(body.get("detail", "the worker refused the document")),
+                      field=field if isinstance(field, str) else None,
                       headers=retry if slug == "summarizer-unavailable" else None) from None
 
 
