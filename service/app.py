@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import errors
+from service import errors, file_leases
 from service.metrics import MetricsMiddleware
 from service.registry import Registry
 from service.reload import index_configs, reload
@@ -116,11 +116,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        # the lease-break handler before the first lease: without one, SIGIO would kill the process
+        leasing = file_leases.watcher.start(loop, settings.limits.max_timeout_ms / 1000)
         await asyncio.to_thread(registry.load, index_configs(settings))
         sys.setswitchinterval(settings.concurrency.gil_switch_interval_ms / 1000)
         svc = ServiceState(settings, registry)
         app.state.service = svc
-        loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # SIGHUP reloads like POST /v1/admin/reload (with several workers uvicorn restarts them instead)
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_quietly(svc)))
@@ -129,6 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         svc.pools.shutdown()
+        registry.close()
+        if leasing:
+            file_leases.watcher.stop()
 
     app = FastAPI(title="gramdex", version=API_VERSION, lifespan=lifespan,
                   description="n-gram, ∞-gram and document queries over suffix-array indexes. Errors are RFC 9457 "

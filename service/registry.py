@@ -1,23 +1,29 @@
 """The loaded indexes by name, and reloading them from fresh settings without a restart.
 
-Removed or replaced indexes are not closed explicitly: a request that is still using one holds a
-reference to it, and the engine unmaps its files when the last reference goes.
+Every mapped file is leased (service/file_leases.py) where the process can: another process's truncate or write
+then waits until the index is marked broken, the engine calls already running on it have returned, and it is
+unmapped. Removed or replaced indexes give their leases up once their last running call returns; their mapping
+goes when the last reference does (a request that is still using one holds a reference to it).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from native.engine import Engine
 from native.errors import GramdexError
 from service.errors import Problem
+from service.file_leases import Leases, watcher
 from service.settings import IndexSettings
 from service.tokenization import BytesCodec, Codec, load_codec
 
+log = logging.getLogger("gramdex.service")
 SHARD_FILES = ("tokenized", "table", "offset", "metadata", "metaoff")
 
 
@@ -68,6 +74,96 @@ def file_change(stamps: tuple[FileStamp, ...]) -> tuple[str, bool] | None:
     return (stale, False) if stale else None
 
 
+class Lifetime:
+    """The engine calls running on one loaded index, and its end. Once the index is retired (a reload replaced it,
+    shutdown) or broken (another process is about to write one of its leased files), the last call out gives the
+    leases up; a broken index is also unmapped first, and refuses calls from then on."""
+
+    def __init__(self, name: str, engine: Engine) -> None:
+        self.name = name
+        self.engine = engine
+        self.leases: Leases | None = None
+        self.broken: str | None = None
+        self.calls = 0
+        self._retired = self._ended = False
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self.broken is not None:
+                raise unavailable(self.name)
+            self.calls += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self.calls -= 1
+            end = self._ending()
+        if end:
+            self._end()
+
+    def break_(self, reason: str) -> None:
+        """Called by the lease watcher (on the event loop, or its own thread): refuse now, unmap when idle."""
+        with self._lock:
+            first, self.broken = self.broken is None, self.broken or reason
+            running, end = self.calls, self._ending()
+        if first:
+            log.warning("index %r: %s; refused from now on, unmapped after its %d running call(s)", self.name,
+                        reason, running)
+        if end:
+            self._end()
+
+    def retire(self) -> None:
+        with self._lock:
+            self._retired = True
+            end = self._ending()
+        if end:
+            self._end()
+
+    def _ending(self) -> bool:
+        if self._ended or self.calls or not (self._retired or self.broken is not None):
+            return False
+        self._ended = True
+        return True
+
+    def _end(self) -> None:
+        if self.broken is not None:
+            self.engine.close()  # no call is running and none can start: the writer may now shrink the files
+        if self.leases is not None:
+            self.leases.release()
+
+
+class GuardedEngine:
+    """The engine as routes see it: every method call is counted on the index's Lifetime (refused once broken)."""
+
+    def __init__(self, engine: Engine, life: Lifetime) -> None:
+        self._raw = engine
+        self._life = life
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._raw, name)
+        if name.startswith("_"):
+            return value
+        if callable(value):
+            value = _counted(value, self._life)
+        setattr(self, name, value)  # looked up once per name
+        return value
+
+
+def _counted(fn: Callable[..., Any], life: Lifetime) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        life.enter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            life.exit()
+    return call
+
+
+def unavailable(name: str) -> Problem:
+    return Problem("index-unavailable", f"the files of index {name!r} changed on disk under the server; an operator "
+                   "must reload it", field="index")
+
+
 @dataclass(frozen=True)
 class LoadedIndex:
     name: str
@@ -75,17 +171,27 @@ class LoadedIndex:
     engine: Engine
     codec: Codec | None  # None: the index has no tokenizer, so only id queries work
     files: tuple[FileStamp, ...] = field(default=(), compare=False)
+    life: Lifetime | None = field(default=None, compare=False)
 
     def changed(self) -> tuple[str, bool] | None:
-        return file_change(self.files)
+        change = file_change(self.files)
+        broken = self.life.broken if self.life is not None else None
+        if broken is not None and (change is None or not change[1]):
+            return broken, True  # a lease broke: unmapped, whatever the files look like now
+        return change
+
+    @property
+    def lease_error(self) -> str | None:
+        """Why the files are not leased (then only the stamps guard them); None where they are, or were."""
+        leases = self.life.leases if self.life is not None else None
+        return leases.error if leases is not None else "not leased"
 
     def check(self) -> None:
-        """Refuses (503) an index whose mapped files were truncated or rewritten in place: reading it could crash
-        the process. Costs one stat per file (microseconds)."""
+        """Refuses (503) an index whose mapped files were truncated or rewritten in place, or are about to be (a
+        lease broke): reading it could crash the process. Costs one stat per file (microseconds)."""
         change = self.changed()
         if change is not None and change[1]:
-            raise Problem("index-unavailable", f"the files of index {self.name!r} changed on disk under the "
-                          "server; an operator must reload it", field="index")
+            raise unavailable(self.name)
 
     def describe(self) -> dict[str, Any]:
         e = self.engine
@@ -107,7 +213,17 @@ def open_index(name: str, cfg: IndexSettings) -> LoadedIndex:
         codec = BytesCodec()
     else:
         codec = None
-    return LoadedIndex(name, cfg, engine, codec, stamp_files(engine))
+    stamps = stamp_files(engine)
+    life = Lifetime(name, engine)
+    life.leases = watcher.take([s.path for s in stamps], life.break_)
+    if life.leases.held and stamp_files(engine) != stamps:  # changed before the leases held
+        life.break_("files changed while the index was opened")
+    return LoadedIndex(name, cfg, cast(Engine, GuardedEngine(engine, life)), codec, stamps, life)
+
+
+def retire(index: LoadedIndex) -> None:
+    if index.life is not None:
+        index.life.retire()
 
 
 class Registry:
@@ -147,10 +263,24 @@ class Registry:
                 try:
                     fresh[name] = open_index(name, cfg)
                 except (GramdexError, OSError, ValueError) as exc:
+                    kept = set(map(id, current.values()))
+                    for opened in fresh.values():
+                        if id(opened) not in kept:
+                            retire(opened)
                     raise IndexLoadError(name, exc) from exc
             self._indexes = fresh
+            for old in current.values():
+                if old is not fresh.get(old.name):
+                    retire(old)
             return {"added": sorted(set(fresh) - set(current)), "removed": sorted(set(current) - set(fresh)),
                     "reloaded": sorted(n for n in fresh if n in current and fresh[n] is not current[n])}
+
+
+    def close(self) -> None:
+        """Shutdown: every index gives its leases up once its running calls have returned."""
+        with self._lock:
+            for index in self._indexes.values():
+                retire(index)
 
 
 class IndexLoadError(Exception):

@@ -41,7 +41,10 @@ async def readyz(request: Request) -> JSONResponse:
         except Exception:  # noqa: BLE001 - any failure means not ready; the reason is in the server log
             checks[ix.name] = "failing"
     ready = bool(indexes) and all(v == "ok" or v.startswith("stale") for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "indexes": checks}
+    body: dict[str, object] = {"status": "ready" if ready else "not ready", "indexes": checks}
+    unleased = {ix.name: ix.lease_error for ix in indexes if ix.lease_error}
+    if unleased:  # guarded by stamps only: a truncation during a query could still fault it
+        body["unleased"] = unleased
     if svc.last_reload_error:
         body["reload_error"] = svc.last_reload_error
     return JSONResponse(body, status_code=200 if ready else 503)
