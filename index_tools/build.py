@@ -189,6 +189,7 @@ class _ShardWriter:
 
 
 def _tokenize(o: BuildOptions, files: list[inp.InputFile], tok: Tokenizer, work: Path) -> dict[str, Any]:
+    tok.threads = o.threads  # the native byte-level BPE encoder splits each batch over the threads
     local = o.local_shards()
     slot = {g: i for i, g in enumerate(local)}
     writers = [_ShardWriter(work, i, tok.width) for i in range(len(local))]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,7 @@ class Tokenizer:
     vocab_size: int
     eos_token_id: int
     file_name: str | None  # stored in the index next to the shards; None for bytes
+    threads: int = 1  # encode_batch may use this many threads
 
     @property
     def width(self) -> int:
@@ -61,9 +64,15 @@ class BytesTokenizer(Tokenizer):
 
 
 class HFTokenizer(Tokenizer):
-    """Any `tokenizers` JSON file (GPT-2, Llama, ...); special tokens are not added to documents."""
+    """Any `tokenizers` JSON file (GPT-2, Llama, ...); special tokens are not added to documents.
 
-    def __init__(self, json_text: str) -> None:
+    GPT-2-style byte-level BPE files (native.bpe.ineligible_reason says which) are encoded by the C
+    core's exact encoder, which gives the same ids as `tokenizers` several times faster and runs on
+    `threads` threads; a document holding an added token's content, and every other kind of
+    tokenizer, goes through `tokenizers` itself.
+    """
+
+    def __init__(self, json_text: str, native: bool = True) -> None:
         import tokenizers
 
         self._json = json_text
@@ -78,6 +87,17 @@ class HFTokenizer(Tokenizer):
             if tid is not None:
                 self.eos_token_id = tid
                 break
+        self._native: Any = None
+        if native:
+            from native.bpe import ByteLevelBPE
+
+            self._native = ByteLevelBPE.from_tokenizer(self._tok)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+
+    @property
+    def uses_native(self) -> bool:
+        return self._native is not None
 
     @classmethod
     def from_file(cls, path: Path) -> HFTokenizer:
@@ -85,15 +105,75 @@ class HFTokenizer(Tokenizer):
         with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
             return cls(f.read())
 
-    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
-        dtype = dtype_for_width(self.width)
+    def _reference(self, texts: list[str], dtype: np.dtype) -> list[np.ndarray]:
         encs = self._tok.encode_batch_fast(texts, add_special_tokens=False) \
             if hasattr(self._tok, "encode_batch_fast") else \
             self._tok.encode_batch(texts, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=dtype) for e in encs]
 
+    def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
+        dtype = dtype_for_width(self.width)
+        if self._native is None:
+            return self._reference(texts, dtype)
+        out: list[np.ndarray] = [np.empty(0, dtype=dtype)] * len(texts)
+        plain_ix: list[int] = []
+        plain: list[bytes] = []
+        ref_ix: list[int] = []
+        for i, text in enumerate(texts):
+            if self._native.needs_reference(text):
+                ref_ix.append(i)
+                continue
+            try:
+                plain.append(text.encode("utf-8"))
+            except UnicodeEncodeError:  # lone surrogates: tokenizers reports them as it always has
+                ref_ix.append(i)
+                continue
+            plain_ix.append(i)
+        if ref_ix:
+            for i, arr in zip(ref_ix, self._reference([texts[i] for i in ref_ix], dtype), strict=True):
+                out[i] = arr
+        for i, arr in zip(plain_ix, self._encode_native(plain, dtype), strict=True):
+            out[i] = arr
+        return out
+
+    def _encode_native(self, texts: list[bytes], dtype: np.dtype) -> list[np.ndarray]:
+        chunks = _split_by_bytes(texts, self.threads)
+        if len(chunks) == 1:
+            results = [self._native.encode_utf8(texts)]
+        else:
+            if self._pool is None or self._pool_size < len(chunks) - 1:
+                if self._pool is not None:
+                    self._pool.shutdown()
+                self._pool_size = len(chunks) - 1
+                self._pool = ThreadPoolExecutor(max_workers=self._pool_size, thread_name_prefix="bpe")
+            futures = [self._pool.submit(self._native.encode_utf8, chunk) for chunk in chunks[1:]]
+            results = [self._native.encode_utf8(chunks[0])] + [f.result() for f in futures]
+        arrays: list[np.ndarray] = []
+        for ids, offsets in results:
+            flat = ids.astype(dtype, copy=False)
+            off = offsets.tolist()
+            arrays.extend(flat[off[j]:off[j + 1]] for j in range(len(off) - 1))
+        return arrays
+
     def save(self, directory: Path) -> None:
         (directory / TOKENIZER_FILE).write_text(self._json, encoding="utf-8")
+
+
+def _split_by_bytes(texts: list[bytes], parts: int) -> list[list[bytes]]:
+    """texts in at most `parts` consecutive runs of about equal size."""
+    if parts <= 1 or len(texts) < 2:
+        return [texts]
+    parts = min(parts, len(texts))
+    step = sum(map(len, texts)) / parts
+    chunks: list[list[bytes]] = []
+    start, acc = 0, 0
+    for i, t in enumerate(texts):
+        acc += len(t)
+        if len(chunks) < parts - 1 and acc >= step * (len(chunks) + 1):
+            chunks.append(texts[start:i + 1])
+            start = i + 1
+    chunks.append(texts[start:])
+    return [c for c in chunks if c] or [texts]
 
 
 def train_bpe(texts: Iterable[str], vocab_size: int) -> HFTokenizer:
