@@ -1,20 +1,25 @@
-"""Faults: index files truncated, rewritten, replaced or deleted under a running server; reloads of broken indexes;
-builds killed in every phase and resumed; a full disk during a build.
+"""Faults: index files truncated, rewritten, replaced or deleted under a running server (also during queries);
+reloads of broken indexes; builds killed in every phase and resumed; a full disk during a build.
 
 The engine maps index files: reading a mapped page past the end of a file truncated in place raises SIGBUS and
-kills the process. The registry stamps every mapped file (device, inode, size, mtime) and refuses (503) an index
-whose files were truncated or rewritten in place, before any read; files replaced or deleted leave the mapped
-inodes intact, so the old index keeps answering ("stale" in /readyz) until a reload maps the new files.
+kills the process. The server holds a read lease on every mapped file, so another process's truncate or open for
+writing waits until the index is refused (503), its running queries have returned and it is unmapped. The
+registry also stamps every mapped file (device, inode, size, mtime) and refuses an index whose files were
+truncated or rewritten in place (where leases cannot be taken); files replaced or deleted leave the mapped inodes
+intact, so the old index keeps answering ("stale" in /readyz) until a reload maps the new files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ import pytest
 from service_support.fixtures import ADMIN_KEY, REPO, Indexes, Server
 
 from index_tools.cli import main as gramdex
+from service.errors import Problem
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -120,6 +126,116 @@ def test_replaced_and_deleted_keep_answering_from_the_mapping(pair: tuple[Server
     assert r.status_code == 500 and r.json()["type"] == "urn:gramdex:problem:reload-failed"
     assert _count(srv, "good").status_code == 200
     assert srv.proc.poll() is None
+
+
+SLOW_CNF = {"query_ids": [[[97]], [[98]], [[99]], [[97, 98]], [[98, 99]], [[99, 97]]],
+            "max_clause_freq": 500_000, "max_diff_tokens": 1000, "timeout_ms": 20_000}
+WRITERS = {  # run in another process, as an operator's tool would; prints how long the write waited
+    "truncate": "os.truncate(path, os.path.getsize(path) // 3)",
+    "rewrite": "data = open(path, 'rb').read(); open(path, 'wb').write(data)",  # cp over it: O_TRUNC, then write
+}
+
+
+def _write_elsewhere(how: str, path: Path) -> float:
+    code = f"import os, sys, time; path = sys.argv[1]; t = time.monotonic(); {WRITERS[how]}; " \
+           "print(time.monotonic() - t)"
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return float(proc.stdout)
+
+
+@pytest.mark.parametrize(("how", "victim", "workers"), [("truncate", "table.0", 1), ("rewrite", "tokenized.0", 1),
+                                                        ("truncate", "tokenized.0", 2)])
+def test_written_during_queries_waits_for_them_then_refuses(indexes: Indexes, make_server: Any,
+                                                            tmp_path_factory: pytest.TempPathFactory,
+                                                            how: str, victim: str, workers: int) -> None:
+    """Slow CNF queries run on `slow` while another process truncates or rewrites one of its files: the writer
+    waits (the read lease) until the running queries have returned and the index is unmapped, never the 45 s
+    lease break time; the process lives, queued queries get 503, later ones too, the other index answers."""
+    root = tmp_path_factory.mktemp("fx")
+    good, slow = _copy(indexes.text, root, "good"), _copy(indexes.slow, root, "slow")
+    srv = make_server({"good": good, "slow": slow}, "[concurrency]\nslow_threads = 2\n",
+                      *(["--workers", str(workers)] if workers > 1 else []))
+    assert "unleased" not in _readyz(srv)[1]
+    expected = srv.client.post("/v1/indexes/slow/count", json=SLOW_CNF).json()["count"]
+    original = (slow / victim).read_bytes()
+    with ThreadPoolExecutor(6) as pool:
+        running = [pool.submit(srv.client.post, "/v1/indexes/slow/count", json=SLOW_CNF) for _ in range(6)]
+        time.sleep(0.2)  # two run (about 0.5 s each here), four wait in the slow pool's queue
+        waited = _write_elsewhere(how, slow / victim)
+        answers = [f.result() for f in running]
+    assert waited < 20, waited  # the longest running call, not the kernel's lease break time
+    assert srv.proc.poll() is None
+    for r in answers:  # answered from the intact mapping, or refused before reading it
+        assert r.status_code in (200, 503), r.text
+        if r.status_code == 200:
+            assert r.json()["count"] == expected
+        else:
+            assert r.json()["type"] == "urn:gramdex:problem:index-unavailable"
+    assert "is being written or truncated by another process" in srv.log.read_text()
+    for _ in range(2 * workers):
+        r = srv.client.post("/v1/indexes/slow/count", json=SLOW_CNF)
+        assert r.status_code == 503 and r.json()["type"] == "urn:gramdex:problem:index-unavailable", r.text
+        assert _count(srv, "good").status_code == 200
+    status, body = _readyz(srv)
+    assert status == 503 and body["indexes"]["good"] == "ok" and body["indexes"]["slow"].startswith("failing")
+    assert ("truncated" if how == "truncate" else "modified") in body["indexes"]["slow"], body
+    assert str(slow) not in json.dumps(body)
+    # restored: a reload maps the files afresh, leases them again, and the index answers
+    (slow / victim).write_bytes(original)
+    for _ in range(workers):  # each worker reloads on its own
+        assert srv.client.post("/v1/admin/reload", headers=ADMIN).status_code == 200
+        if workers == 1 or srv.client.post("/v1/indexes/slow/count", json=SLOW_CNF).status_code == 200:
+            break
+    if workers == 1:
+        assert srv.client.post("/v1/indexes/slow/count", json=SLOW_CNF).json()["count"] == expected
+        assert _readyz(srv) == (200, {"status": "ready", "indexes": {"good": "ok", "slow": "ok"}})
+    assert srv.proc.poll() is None
+
+
+def test_files_that_cannot_be_leased_fall_back_to_stamps(pair: tuple[Server, Path]) -> None:
+    """A file open for writing elsewhere when the index is mapped cannot be leased (EAGAIN): /readyz says so, and
+    the stamps still refuse the index once the file changes."""
+    srv, bad = pair
+    table = bad / "table.0"
+    with table.open("r+b") as writer:  # breaks the server's lease: `bad` is refused until a reload
+        assert _count(srv, "bad").status_code == 503
+        assert srv.client.post("/v1/admin/reload", headers=ADMIN).json()["reloaded"] == ["bad"]
+        status, body = _readyz(srv)
+        assert status == 200 and body["unleased"] == {"bad": "table.0: open for writing by some process"}
+        assert _count(srv, "bad").status_code == 200
+        writer.write(writer.read(64)[::-1])  # in place, without waiting for anything: only the stamps see it
+        writer.flush()
+    os.utime(table, ns=(table.stat().st_atime_ns, table.stat().st_mtime_ns + 1_000_000))
+    assert _count(srv, "bad").status_code == 503
+    assert _count(srv, "good").status_code == 200 and srv.proc.poll() is None
+
+
+def test_leases_without_an_event_loop(indexes: Indexes, tmp_path: Path) -> None:
+    """The registry outside a server (no event loop): the watcher handles the break in a thread of its own."""
+    from service.file_leases import watcher
+    from service.registry import Registry
+    from service.settings import IndexSettings
+
+    d = _copy(indexes.text, tmp_path, "x")
+    registry = Registry()
+    registry.load({"unguarded": IndexSettings(path=d)})  # no handler yet: not leased, stamps only
+    assert registry.get("unguarded").lease_error == "no lease-break handler in this process"
+    assert watcher.start()  # this is the main thread: a plain signal handler
+    try:
+        registry.load({"x": IndexSettings(path=d)})
+        ix = registry.get("x")
+        assert ix.lease_error is None and ix.engine.count([1]) >= 0
+        assert _write_elsewhere("rewrite", d / "offset.0") < 20
+        with pytest.raises(Problem) as refused:
+            ix.engine.count([1])  # refused, not read: the engine is closed
+        assert refused.value.status == 503
+        assert ix.changed() is not None and ix.changed()[1]
+        registry.load({"x": IndexSettings(path=d)})  # remapped and leased again
+        assert registry.get("x").engine.count([1]) >= 0 and registry.get("x").lease_error is None
+    finally:
+        registry.close()
+        watcher.stop()
 
 
 def _damage(kind: str, d: Path) -> None:
