@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -196,22 +197,36 @@ def _tokenize(o: BuildOptions, files: list[inp.InputFile], tok: Tokenizer, work:
     stats = inp.ReadStats()
     batch: list[tuple[int, inp.Document]] = []
     batch_bytes = 0
+    # With threads to spare, a batch is encoded in the background (encoders release the GIL) while the
+    # next one is read; batches are still written in input order.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") if o.threads > 1 else None
+    pending: tuple[list[tuple[int, inp.Document]], Future[list[np.ndarray]]] | None = None
 
-    def flush() -> None:
-        nonlocal batch_bytes
-        if not batch:
-            return
+    def encode(items: list[tuple[int, inp.Document]]) -> list[np.ndarray]:
         try:
-            arrays = tok.encode_batch([d.text for _, d in batch])
+            return tok.encode_batch([d.text for _, d in items])
         except Exception as e:  # tokenizers raises plain Exceptions
-            first = batch[0][1]
+            first = items[0][1]
             raise BuildError(f"tokenizer failed on a batch starting at {first.source.path}:"
                              f"{first.linenum + 1}: {e}") from e
-        for (w, d), ids in zip(batch, arrays, strict=True):
+
+    def write(items: list[tuple[int, inp.Document]], arrays: list[np.ndarray]) -> None:
+        for (w, d), ids in zip(items, arrays, strict=True):
             line = json.dumps({"path": d.source.rel, "linenum": d.linenum, "metadata": d.metadata}) + "\n"
             writers[w].add(ids, line.encode("ascii"))
-        batch.clear()
-        batch_bytes = 0
+
+    def flush(last: bool = False) -> None:
+        nonlocal batch, batch_bytes, pending
+        if pending is not None:
+            done, pending = pending, None
+            write(done[0], done[1].result())
+        if not batch:
+            return
+        items, batch, batch_bytes = batch, [], 0
+        if background is None or last:
+            write(items, encode(items))
+        else:
+            pending = (items, background.submit(encode, items))
 
     total_docs = 0
     try:
@@ -225,8 +240,10 @@ def _tokenize(o: BuildOptions, files: list[inp.InputFile], tok: Tokenizer, work:
                     if len(batch) >= o.batch_docs or batch_bytes >= o.batch_bytes:
                         flush()
                 bar.update(stats.bytes_read)
-            flush()
+            flush(last=True)
     finally:
+        if background is not None:
+            background.shutdown(wait=True, cancel_futures=True)
         for w in writers:
             w.close()
     if total_docs == 0:

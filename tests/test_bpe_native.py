@@ -304,3 +304,22 @@ def test_build_output_identical_with_and_without_native(tmp_path_factory: pytest
     for name in names:
         if (root / "native" / name).is_file():
             assert (root / "native" / name).read_bytes() == (root / "reference" / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_build_reports_a_failing_batch(tmp_path_factory: pytest.TempPathFactory, threads: int) -> None:
+    """A lone surrogate (legal in JSON, not in UTF-8) fails the batch with its location, encoded in the
+    background or not, and leaves no index."""
+    from index_tools.build import BuildError, BuildOptions, build_index
+
+    root = tmp_path_factory.mktemp("gbf")
+    lines = [json.dumps({"text": f"document {i} is fine"}) for i in range(3000)]
+    lines[2500] = '{"text": "broken \\ud800 here"}'
+    (root / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tok_path = root / "tok.json"
+    tok_path.write_text(train_bpe(stdlib_texts(300_000), 500)._json, encoding="utf-8")
+    opts = BuildOptions(inputs=[root / "in.jsonl"], output=root / "idx", tokenizer=tok_path, threads=threads,
+                        quiet=True, batch_docs=1000)
+    with pytest.raises(BuildError, match=r"tokenizer failed on a batch starting at .*in\.jsonl:2001"):
+        build_index(opts)
+    assert not (root / "idx").exists()
