@@ -41,7 +41,7 @@ def raise_status(status: int, err: Any) -> None:
 class Call(Generic[T]):
     """One prepared query: the gd_job, the buffers it points to, and how to turn its outputs into a result."""
 
-    __slots__ = ("job", "_keep", "_result", "_release")
+    __slots__ = ("job", "_keep", "_result", "_release", "_on_done")
 
     def __init__(self, job: Any, keep: tuple[Any, ...], result: Callable[[Any], T],
                  release: Callable[[Any], None] | None = None) -> None:
@@ -49,6 +49,11 @@ class Call(Generic[T]):
         self._keep = keep  # the engine handle and the input/output buffers live as long as the job
         self._result = result
         self._release = release
+        self._on_done: Callable[[], None] | None = None
+
+    def when_done(self, fn: Callable[[], None]) -> None:
+        """Call fn once the call is finished or discarded (e.g. to keep its index mapped until then)."""
+        self._on_done = fn
 
     def run(self) -> T:
         """Run on this thread (the GIL is released for the C part)."""
@@ -63,6 +68,16 @@ class Call(Generic[T]):
         finally:
             if self._release is not None:
                 self._release(self.job)
+            self._done()
+
+    def discard(self) -> None:
+        """Give up a call that was never run or submitted."""
+        self._done()
+
+    def _done(self) -> None:
+        fn, self._on_done = self._on_done, None
+        if fn is not None:
+            fn()
 
     @property
     def run_seconds(self) -> float:

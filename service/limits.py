@@ -49,6 +49,8 @@ class Lane:
 
     async def run(self, work: Call[T] | Callable[[], T]) -> T:
         if self.pending >= self.capacity:
+            if isinstance(work, Call):
+                work.discard()
             raise Problem("overloaded", f"the {self.name} query pool is full",
                           headers={"Retry-After": self.retry_after})
         self.pending += 1

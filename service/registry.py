@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from native.engine import Engine
 from native.errors import GramdexError
+from native.jobs import Call
 from service.errors import Problem
 from service.file_leases import Leases, watcher
 from service.settings import IndexSettings
@@ -153,9 +154,15 @@ def _counted(fn: Callable[..., Any], life: Lifetime) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         life.enter()
         try:
-            return fn(*args, **kwargs)
-        finally:
+            result = fn(*args, **kwargs)
+        except BaseException:
             life.exit()
+            raise
+        if isinstance(result, Call):
+            result.when_done(life.exit)  # it runs later on a native pool: the index stays mapped until it is done
+        else:
+            life.exit()
+        return result
     return call
 
 

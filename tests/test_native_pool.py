@@ -117,3 +117,33 @@ def test_lane_runs_calls_and_callables_and_bounds_its_backlog(engine: native.Eng
         assert all(a == engine.ntd([2], 4) for a in answers)
 
     asyncio.run(scenario())
+
+
+def test_an_index_stays_in_use_until_its_pooled_calls_are_done(engine: native.Engine) -> None:
+    """A broken index is unmapped only after its last call: a Call counts from its creation to its finish (or its
+    discard when a full lane refuses it), not just while it is being built."""
+    from service.registry import GuardedEngine, Lifetime
+
+    life = Lifetime("pool-test", engine)
+    guarded = GuardedEngine(engine, life)
+    first, second = guarded.count_call([1]), guarded.ntd_call([2], 4)
+    assert life.calls == 2
+    assert first.run() == engine.count([1])
+    assert life.calls == 1
+    second.discard()
+    assert life.calls == 0
+
+    async def refused() -> None:
+        lane = Lane("tiny", threads=1, max_queue=0, retry_after_s=1)
+        try:
+            busy = asyncio.ensure_future(lane.run(guarded.ntd_call([2], 4)))
+            await asyncio.sleep(0)
+            with pytest.raises(Problem):
+                await lane.run(guarded.count_call([1]))  # discarded by the full lane
+            assert life.calls == 1
+            await busy
+            assert life.calls == 0
+        finally:
+            lane.shutdown()
+
+    asyncio.run(refused())
