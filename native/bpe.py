@@ -174,6 +174,10 @@ class ByteLevelBPE:
             return self._added_re.search(text) is not None
         return any(c in text for c in self.added_contents)
 
+    def reset_caches(self) -> None:
+        """Forget every thread's cached words (benchmarks: measure from a cold cache)."""
+        self._local = threading.local()
+
     def _cache(self) -> Any:
         cache = getattr(self._local, "cache", None)
         if cache is None:
