@@ -29,6 +29,7 @@ class Local:
         from service.settings import IndexSettings, Limits
 
         self.path = path
+        self.abstractive_model: Path | None = None
         self.limits = Limits()
         self.timeout_ms = self.limits.default_timeout_ms
         self._ix: LoadedIndex | None = open_index(path.name, IndexSettings(path=path)) if path else None
@@ -115,9 +116,14 @@ class Local:
         from fastapi.testclient import TestClient
 
         from service.summarize.worker import create_app
+        from summarizer.abstractive import AbstractiveModelError
 
         index = {"local": self.path} if self.path else {}
-        with TestClient(create_app(indexes=index)) as c:
+        try:
+            app = create_app(indexes=index, abstractive_model=self.abstractive_model)
+        except AbstractiveModelError as exc:
+            raise _Failure(f"--abstractive-model: {exc}") from None
+        with TestClient(app) as c:
             body = {"text": text, "max_tokens": max_tokens, "ratio": ratio, "mode": mode,
                     "index": next(iter(index), None)}
             r = c.post("/summarize", json={k: v for k, v in body.items() if v is not None})
@@ -261,9 +267,10 @@ def show_attribute(b: Body) -> str:
 
 def show_summary(b: Body) -> str:
     sc = b["scores"]
+    backend = f", {b['backend']} text" if b.get("backend") == "abstractive" else ""
     rows = [[s["index"], s["start"], s["end"], s["text"]] for s in b["sentences"]]
     return "\n".join([b["summary"], "", table(["sentence", "start", "end", "kept text"], rows), "",
-                      f"model {b['model']}, budget {b['budget']} tokens, used {sc['tokens']}; saliency "
+                      f"model {b['model']}{backend}, budget {b['budget']} tokens, used {sc['tokens']}; saliency "
                       f"{sc['saliency']:.3f}, faithfulness {sc['faithfulness']:.3f}, support {sc['support']:.3f}"])
 
 
@@ -325,6 +332,10 @@ def _run_attribute(a: argparse.Namespace, s: Local | Remote) -> tuple[Body, Call
 def _run_summarize(a: argparse.Namespace, s: Local | Remote) -> tuple[Body, Callable[[Body], str]]:
     if (a.max_tokens is None) == (a.ratio is None):
         raise _Failure("give exactly one of --max-tokens and --ratio")
+    if a.abstractive_model is not None and isinstance(s, Remote):
+        raise _Failure("--abstractive-model is for summarizing in this process; a server uses its own model")
+    if isinstance(s, Local):
+        s.abstractive_model = a.abstractive_model
     return s.summarize(_read(a.text), a.max_tokens, a.ratio, a.mode), show_summary
 
 
@@ -441,7 +452,9 @@ def _add_summarize(sub: argparse._SubParsersAction) -> argparse.ArgumentParser: 
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--max-tokens", type=int, help="budget in words and punctuation tokens")
     budget.add_argument("--ratio", type=float, help="budget as a share of the document's tokens")
-    p.add_argument("--mode", choices=["extractive", "compressive"], default="extractive")
+    p.add_argument("--mode", choices=["extractive", "compressive", "abstractive"], default="extractive")
+    p.add_argument("--abstractive-model", type=Path, metavar="DIR",
+                   help="in this process: an ONNX model directory for --mode abstractive (a server has its own)")
     return p
 
 

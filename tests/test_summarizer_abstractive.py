@@ -429,3 +429,24 @@ def test_readme_example_runs(scripted: tuple[Path, Weights], capsys: pytest.Capt
     exec(compile(code.replace("models/my-onnx-summarizer", str(scripted[0])), "README", "exec"), {})
     out = capsys.readouterr().out
     assert out.startswith("abstractive ")
+
+
+def test_sdk_and_terminal_ask_for_mode_abstractive(gateways: tuple[Gateway, Gateway], scripted: tuple[Path, Weights],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from gramdex_client import Client
+
+    from index_tools.cli import main as gramdex
+
+    with Client(gateways[0].url) as c:
+        s = c.summarize(DOC, max_tokens=20, mode="abstractive")
+    assert (s.backend, s.summary, s.sentences) == ("abstractive", SCRIPT, [])
+    assert s.candidates is not None and s.candidates["abstractive"]["passed"] and s.thresholds
+    # in this process, with the model given on the command line
+    assert gramdex(["summarize", DOC, "--max-tokens", "20", "--mode", "abstractive", "--abstractive-model",
+                    str(scripted[0]), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert (body["backend"], body["summary"]) == ("abstractive", SCRIPT)
+    assert gramdex(["summarize", DOC, "--max-tokens", "20", "--mode", "abstractive"]) == 1
+    assert "not configured" in capsys.readouterr().err
+    assert gramdex(["summarize", DOC, "--max-tokens", "20", "--abstractive-model", str(scripted[0].parent)]) == 1
+    assert "--abstractive-model:" in capsys.readouterr().err

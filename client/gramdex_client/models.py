@@ -146,5 +146,8 @@ class Summary(Result):
     summary: str
     model: str
     budget: int
-    sentences: list[SummarySentence]
+    sentences: list[SummarySentence]  # empty when an abstractive text won (it has no offsets in the source)
     scores: SummaryScores
+    backend: str = "student"  # "student" or "abstractive": which candidate the summary is
+    candidates: dict[str, Any] | None = None  # mode abstractive: both candidates with their scores and verdicts
+    thresholds: dict[str, float] | None = None  # mode abstractive: what a candidate had to clear
