@@ -7,15 +7,14 @@ import random
 from pathlib import Path
 
 import pytest
-from support.index_factory import write_index
+from support.index_factory import random_shards, write_index
 
 import native
 
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[native.Engine, list[native.Engine]]:
-    rng = random.Random(1)
-    shards = [[[rng.randrange(1, 6) for _ in range(rng.randint(0, 80))] for _ in range(40)] for _ in range(3)]
+    shards = random_shards(1, shards=3, docs=40, max_len=80, vocab=6)
     root: Path = tmp_path_factory.mktemp("parts")
     whole = native.Engine(write_index(root / "whole", shards, 2), token_width=2, eos_token_id=0)
     parts = [native.Engine(write_index(root / f"part{i}", [s], 2), token_width=2, eos_token_id=0)

@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.index_factory import write_index
+from support.index_factory import random_shards, write_index
 
 import native
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> native.Engine:
-    rng = random.Random(3)
-    shards = [[[rng.randrange(1, 12) for _ in range(rng.randint(0, 60))] for _ in range(80)] for _ in range(2)]
+    shards = random_shards(3, shards=2, docs=80, max_len=60, vocab=12)
     path: Path = write_index(tmp_path_factory.mktemp("threads"), shards, 2)
     return native.Engine(path, token_width=2, eos_token_id=0)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.index_factory import write_index
+from support.index_factory import random_shards, write_index
 
 import native
 from native.errors import DeadlineExceededError, InvalidQueryError
@@ -23,8 +23,7 @@ from service.limits import Lane
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> native.Engine:
-    rng = random.Random(5)
-    shards = [[[rng.randrange(1, 10) for _ in range(rng.randint(0, 50))] for _ in range(60)] for _ in range(2)]
+    shards = random_shards(5, shards=2, docs=60, max_len=50, vocab=10)
     path: Path = write_index(tmp_path_factory.mktemp("pool"), shards, 2)
     return native.Engine(path, token_width=2, eos_token_id=0)
 

@@ -9,10 +9,8 @@ import asyncio
 import json
 import re
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,19 +22,16 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-import uvicorn  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from service_support.fixtures import free_port  # noqa: E402
+from service_support.gateway import Gateway  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers  # noqa: E402
 
 from service import app as service_app  # noqa: E402
-from service import errors  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.summarize import gateway as gateway_module  # noqa: E402
 from service.summarize import worker  # noqa: E402
 from service.summarize.gateway import PoolConfig, WorkerPool  # noqa: E402
-from service.summarize.router import router  # noqa: E402
 from summarizer.abstractive import (  # noqa: E402
     CONFIG_FILE,
     AbstractiveModel,
@@ -298,42 +293,12 @@ def test_the_worker_stops_generating_at_its_share_of_the_deadline(scripted: tupl
         assert body["summary"] == body["candidates"]["student"]["text"]
 
 
-class Gateway:
-    def __init__(self, url: str, server: uvicorn.Server, thread: threading.Thread) -> None:
-        self.url, self.server, self.thread = url, server, thread
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
-def _start_gateway(config: PoolConfig) -> Gateway:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Any:
-        app.state.summarize_pool = await WorkerPool.start(config)
-        yield
-        await app.state.summarize_pool.close()
-
-    app = FastAPI(lifespan=lifespan)
-    errors.install(app)
-    app.include_router(router)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    return Gateway(f"http://127.0.0.1:{port}", server, thread)
-
-
 @pytest.fixture(scope="module")
 def gateways(scripted: tuple[Path, Weights]) -> Iterator[tuple[Gateway, Gateway]]:
     both = []
     try:   # one with the abstractive model, one without: a worker each
-        both.append(_start_gateway(PoolConfig(local_workers=1, abstractive_model=scripted[0])))
-        both.append(_start_gateway(PoolConfig(local_workers=1)))
+        both.append(Gateway(PoolConfig(local_workers=1, abstractive_model=scripted[0])))
+        both.append(Gateway(PoolConfig(local_workers=1)))
         yield both[0], both[1]
     finally:
         for g in both:

@@ -5,21 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from service_support.gateway import Gateway
 
-from service import errors
-from service.summarize.gateway import PoolConfig, WorkerPool
-from service.summarize.router import router
+from service.summarize.gateway import PoolConfig
 
 NEWS = ("the city council approved a new budget on monday . the budget cuts funding for parks . "
         "council members said the parks budget would be restored next year . residents protested the cuts . ")
@@ -31,46 +25,11 @@ def _long_document(words: int) -> str:
     return " ".join(f"{base[i % len(base)]}{'' if i % 7 else i % 97}" for i in range(words))
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Gateway:
-    def __init__(self, pool_holder: dict[str, WorkerPool], url: str) -> None:
-        self.holder, self.url = pool_holder, url
-
-    @property
-    def pool(self) -> WorkerPool:
-        return self.holder["pool"]
-
-
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    holder: dict[str, WorkerPool] = {}
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.summarize_pool = holder["pool"] = await WorkerPool.start(
-            PoolConfig(local_workers=2, health_interval_s=0.3, hang_timeout_s=2.0))
-        yield
-        await app.state.summarize_pool.close()
-
-    app = FastAPI(lifespan=lifespan)
-    errors.install(app)
-    app.include_router(router)
-    port = _port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield Gateway(holder, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(30)
+    g = Gateway(PoolConfig(local_workers=2, health_interval_s=0.3, hang_timeout_s=2.0))
+    yield g
+    g.close()
 
 
 def _metric(name: str, labels: dict[str, str] | None = None) -> float:

@@ -20,6 +20,15 @@ REPO = Path(__file__).resolve().parents[2]
 Docs = Sequence[Sequence[int]]
 
 
+def random_shards(seed: int, *, shards: int, docs: int, max_len: int, vocab: int) -> list[list[list[int]]]:
+    """`shards` shards of `docs` documents of 0..max_len token ids drawn from [1, vocab)."""
+    import random
+
+    rng = random.Random(seed)
+    return [[[rng.randrange(1, vocab) for _ in range(rng.randint(0, max_len))] for _ in range(docs)]
+            for _ in range(shards)]
+
+
 def sep_value(token_width: int) -> int:
     """The all-0xFF separator token, as an id."""
     return (1 << (8 * token_width)) - 1
