@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from native._gramdex import ffi, lib
-from native.errors import GramdexError, InvalidQueryError
+from native.jobs import raise_status as _raise
 
 NO_ID = 0xFFFFFFFF
 
@@ -104,12 +104,6 @@ def _parse_merges(merges: Any, vocab: dict[str, int]) -> tuple[list[int], list[i
         right.append(vocab[b])
         result.append(vocab[a + b])
     return left, right, result
-
-
-def _raise(status: int, err: Any) -> None:
-    if status != lib.GD_OK:
-        message = ffi.string(err.message).decode("utf-8", "replace")
-        raise (InvalidQueryError if status == lib.GD_E_INVALID else GramdexError)(message)
 
 
 class ByteLevelBPE:

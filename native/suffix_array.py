@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from native._gramdex import ffi, lib
-from native.errors import EngineIOError, GramdexError, IndexFormatError, InvalidQueryError
+from native.jobs import raise_status as _raise
 
 # Phases as reported by gd_sa_progress.phase.
 PHASE_NAMES = {0: "idle", 1: "sort", 2: "merge", 3: "write", 4: "done"}
@@ -26,19 +26,6 @@ class SortPlan:
     overlap_tokens: int
     n_parts: int
     peak_bytes: int
-
-
-def _raise(status: int, err: object) -> None:
-    message = ffi.string(err.message).decode("utf-8", "replace")  # type: ignore[attr-defined]
-    if status == lib.GD_E_NOMEM:
-        raise MemoryError(message)
-    if status == lib.GD_E_IO:
-        raise EngineIOError(message)
-    if status == lib.GD_E_FORMAT:
-        raise IndexFormatError(message)
-    if status == lib.GD_E_INVALID:
-        raise InvalidQueryError(message)
-    raise GramdexError(message)
 
 
 def _options(token_width: int, memory_budget: int, threads: int, tmp_dir: str | None,
