@@ -22,7 +22,7 @@ import numpy as np
 from index_tools import inputs as inp
 from index_tools.progress import Progress, note
 from index_tools.tokenize import BytesTokenizer, HFTokenizer, Tokenizer, sep_id, train_bpe
-from native.manifest import Manifest, ShardEntry, shard_file_sizes
+from native.manifest import MANIFEST_FILE, Manifest, ShardEntry, shard_file_sizes
 
 STATE_FILE = "build-state.json"
 TRAIN_SAMPLE_BYTES = 64 << 20
@@ -101,6 +101,16 @@ def _fingerprint(o: BuildOptions, files: list[inp.InputFile]) -> str:
         "train_sample_bytes": o.train_sample_bytes,
     }, sort_keys=True).encode())
     return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to disk: a power cut after a rename must not leave a
+    complete-looking index whose files are still partly in the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _save_state(work: Path, state: _State) -> None:
@@ -283,7 +293,9 @@ def _build_tables(o: BuildOptions, tok: Tokenizer, work: Path, state: _State) ->
         finally:
             shutil.rmtree(work / f"parts.{local}", ignore_errors=True)
         bar.close()
+        _fsync(tmp_table)
         os.replace(tmp_table, table)
+        _fsync(work)
         state.done.append(phase)
         _save_state(work, state)
 
@@ -333,7 +345,12 @@ def build_index(o: BuildOptions) -> Manifest:
         manifest = _manifest(o, tok, work, state.stats)
         manifest.write(work)
         (work / STATE_FILE).unlink()
+        for written in (MANIFEST_FILE, tok.file_name):
+            if written:
+                _fsync(work / written)
+        _fsync(work)
         os.rename(work, o.output)
+        _fsync(o.output.resolve().parent)
     except OSError as e:
         raise BuildError(f"build failed: {e}; the unfinished build is kept in {work} "
                          "(rerun with --resume, or delete it)") from e

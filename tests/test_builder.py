@@ -290,3 +290,33 @@ def test_disk_full_during_sort_is_reported_and_resumable(work: Path, monkeypatch
     monkeypatch.setattr(sa, "build", real_build)
     assert gramdex(*args, "--resume") == 0
     assert gramdex("verify", "--full", work / "idx") == 0
+
+
+def test_every_file_is_on_disk_before_the_index_appears(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename that makes the index visible comes after every file and the directory were fsynced, so a power
+    cut cannot leave a complete-looking index with data still in the page cache."""
+    import os
+
+    make_corpus(work / "corpus")
+    out = work / "idx"
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def rename(src: str | Path, dst: str | Path) -> None:
+        events.append(("rename", os.path.basename(os.fspath(dst))))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    assert gramdex("build", "-i", work / "corpus", "-o", out, "--bytes", "--shards", "2", "--quiet") == 0
+    visible = events.index(("rename", "idx"))
+    synced = {name for kind, name in events[:visible] if kind == "fsync"}
+    expected = {p.name for p in out.iterdir()} - {"tokenizer.json"}  # --bytes: no tokenizer file
+    synced |= {n.replace("sorting.", "table.") for n in synced}  # a table is written as sorting.N, then renamed
+    assert expected <= synced, expected - synced
+    assert ".idx.partial" in synced  # the work directory's entries
+    assert ("fsync", work.name) in events[visible:]  # the parent, after the rename
