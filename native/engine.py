@@ -78,6 +78,34 @@ def _shard_texts(directory: Path) -> list[Path]:
     return paths
 
 
+def _read_cnt(j: Any) -> int:
+    return int(j.cnt)
+
+
+def _read_prob(j: Any) -> ProbResult:
+    p = j.prob
+    return ProbResult(int(p.prompt_cnt), int(p.cont_cnt), float(p.prob), None)
+
+
+def _read_infgram_prob(j: Any) -> ProbResult:
+    p = j.prob
+    return ProbResult(int(p.prompt_cnt), int(p.cont_cnt), float(p.prob), int(p.suffix_len))
+
+
+def _read_ntd(j: Any, infgram: bool = False) -> NtdResult:
+    out = j.ntd
+    counts = {int(e.token): int(e.count) for e in out.entries[0:out.n_entries]}
+    return NtdResult(int(out.prompt_cnt), counts, bool(out.approx), int(out.suffix_len) if infgram else None)
+
+
+def _read_infgram_ntd(j: Any) -> NtdResult:
+    return _read_ntd(j, infgram=True)
+
+
+def _free_ntd(j: Any) -> None:
+    lib.gd_free(j.ntd.entries)
+
+
 class Engine:
     """n-gram queries over one or more index directories (each with shards 0, 1, ...)."""
 
@@ -139,30 +167,24 @@ class Engine:
 
     # --- counting ---
 
-    def _job(self, op: int, ids: Sequence[int], what: str) -> tuple[Any, Any]:
-        q = _ids(ids, what)
-        job = ffi.new("gd_job *")
-        job.op = op
-        job.engine = self._handle()
-        job.ids = q
-        job.n_ids = len(q)
-        return job, q
+    def _job(self, op: int, q: Any, cont: int = 0, param: int = 0, deadline_ns: int = 0,
+             ranges: Any = ffi.NULL) -> Any:
+        # positional, in gd_job's field order (a dict or attribute stores cost a third more per call)
+        return ffi.new("gd_job *", [op, self._handle(), q, len(q), cont, param, deadline_ns, ranges])
 
     def find_call(self, ids: Sequence[int]) -> Call[FindResult]:
-        job, q = self._job(lib.GD_OP_FIND, ids, "ids")
+        q = _ids(ids, "ids")
         ranges = ffi.new("gd_range[]", self.num_shards)
-        job.ranges = ranges
 
         def result(j: Any) -> FindResult:
             return FindResult(int(j.cnt), [(int(r.lo), int(r.hi)) for r in ranges])
 
-        return Call(job, (self._engine, q, ranges), result)
+        return Call(self._job(lib.GD_OP_FIND, q, ranges=ranges), (self._engine, q, ranges), result)
 
     def count_call(self, ids: Sequence[int]) -> Call[int]:
-        job, q = self._job(lib.GD_OP_FIND, ids, "ids")
+        q = _ids(ids, "ids")
         ranges = ffi.new("gd_range[]", self.num_shards)
-        job.ranges = ranges
-        return Call(job, (self._engine, q, ranges), lambda j: int(j.cnt))
+        return Call(self._job(lib.GD_OP_FIND, q, ranges=ranges), (self._engine, q, ranges), _read_cnt)
 
     def find(self, ids: Sequence[int]) -> FindResult:
         return self.find_call(ids).run()
@@ -187,67 +209,55 @@ class Engine:
         return [int(c) for c in counts]
 
     def prob(self, prompt: Sequence[int], cont: int) -> ProbResult:
-        return self.prob_call(prompt, cont).run()
+        return self._prob_call(lib.GD_OP_PROB, prompt, cont).run()
 
     def infgram_prob(self, prompt: Sequence[int], cont: int) -> ProbResult:
-        return self.infgram_prob_call(prompt, cont).run()
+        return self._prob_call(lib.GD_OP_INFGRAM_PROB, prompt, cont).run()
 
     def prob_call(self, prompt: Sequence[int], cont: int) -> Call[ProbResult]:
-        return self._prob_call(lib.GD_OP_PROB, prompt, cont, infgram=False)
+        return self._prob_call(lib.GD_OP_PROB, prompt, cont)
 
     def infgram_prob_call(self, prompt: Sequence[int], cont: int) -> Call[ProbResult]:
-        return self._prob_call(lib.GD_OP_INFGRAM_PROB, prompt, cont, infgram=True)
+        return self._prob_call(lib.GD_OP_INFGRAM_PROB, prompt, cont)
 
-    def _prob_call(self, op: int, prompt: Sequence[int], cont: int, *, infgram: bool) -> Call[ProbResult]:
-        job, q = self._job(op, prompt, "prompt")
+    def _prob_call(self, op: int, prompt: Sequence[int], cont: int) -> Call[ProbResult]:
+        q = _ids(prompt, "prompt")
         if isinstance(cont, bool) or not isinstance(cont, int) or not 0 <= cont <= self.max_token_id:
             raise InvalidQueryError(f"cont must be an integer in [0, {self.max_token_id}], not {cont!r}")
-        job.cont = cont
-
-        def result(j: Any) -> ProbResult:
-            p = j.prob
-            return ProbResult(int(p.prompt_cnt), int(p.cont_cnt), float(p.prob),
-                              int(p.suffix_len) if infgram else None)
-
-        return Call(job, (self._engine, q), result)
+        return Call(self._job(op, q, cont=cont), (self._engine, q),
+                    _read_infgram_prob if op == lib.GD_OP_INFGRAM_PROB else _read_prob)
 
     def ntd(self, prompt: Sequence[int], max_support: int = 1000, timeout_ms: float | None = None) -> NtdResult:
-        return self.ntd_call(prompt, max_support, timeout_ms).run()
+        return self._ntd_call(lib.GD_OP_NTD, prompt, max_support, "max_support", timeout_ms).run()
 
     def infgram_ntd(self, prompt: Sequence[int], max_support: int = 1000,
                     timeout_ms: float | None = None) -> NtdResult:
-        return self.infgram_ntd_call(prompt, max_support, timeout_ms).run()
+        return self._ntd_call(lib.GD_OP_INFGRAM_NTD, prompt, max_support, "max_support", timeout_ms).run()
 
     def ntd_with_unit(self, prompt: Sequence[int], unit: int, timeout_ms: float | None = None) -> NtdResult:
         """ntd sampling one rank per `unit` ranks (a power of two; 1 = exact), as one part of a larger index
         whose total prompt count fixed the unit."""
-        return self._ntd_call(lib.GD_OP_NTD_WITH_UNIT, prompt, unit, "unit", timeout_ms, infgram=False).run()
+        return self._ntd_call(lib.GD_OP_NTD_WITH_UNIT, prompt, unit, "unit", timeout_ms).run()
 
     def ntd_call(self, prompt: Sequence[int], max_support: int = 1000,
                  timeout_ms: float | None = None) -> Call[NtdResult]:
-        return self._ntd_call(lib.GD_OP_NTD, prompt, max_support, "max_support", timeout_ms, infgram=False)
+        return self._ntd_call(lib.GD_OP_NTD, prompt, max_support, "max_support", timeout_ms)
 
     def infgram_ntd_call(self, prompt: Sequence[int], max_support: int = 1000,
                          timeout_ms: float | None = None) -> Call[NtdResult]:
-        return self._ntd_call(lib.GD_OP_INFGRAM_NTD, prompt, max_support, "max_support", timeout_ms, infgram=True)
+        return self._ntd_call(lib.GD_OP_INFGRAM_NTD, prompt, max_support, "max_support", timeout_ms)
 
     def longest_suffix(self, prompt: Sequence[int]) -> int:
         """Length of the longest suffix of `prompt` that occurs in this index (0 if none does)."""
-        job, q = self._job(lib.GD_OP_LONGEST_SUFFIX, prompt, "prompt")
-        return Call(job, (self._engine, q), lambda j: int(j.cnt)).run()
+        q = _ids(prompt, "prompt")
+        return Call(self._job(lib.GD_OP_LONGEST_SUFFIX, q), (self._engine, q), _read_cnt).run()
 
-    def _ntd_call(self, op: int, prompt: Sequence[int], param: int, what: str, timeout_ms: float | None, *,
-                  infgram: bool) -> Call[NtdResult]:
-        job, q = self._job(op, prompt, "prompt")
-        job.param = _positive(param, what)
-        job.deadline_ns = _deadline(timeout_ms)
-
-        def result(j: Any) -> NtdResult:
-            out = j.ntd
-            counts = {int(e.token): int(e.count) for e in out.entries[0:out.n_entries]}
-            return NtdResult(int(out.prompt_cnt), counts, bool(out.approx), int(out.suffix_len) if infgram else None)
-
-        return Call(job, (self._engine, q), result, lambda j: lib.gd_free(j.ntd.entries))
+    def _ntd_call(self, op: int, prompt: Sequence[int], param: int, what: str,
+                  timeout_ms: float | None) -> Call[NtdResult]:
+        q = _ids(prompt, "prompt")
+        job = self._job(op, q, param=_positive(param, what), deadline_ns=_deadline(timeout_ms))
+        return Call(job, (self._engine, q), _read_infgram_ntd if op == lib.GD_OP_INFGRAM_NTD else _read_ntd,
+                    _free_ntd)
 
     # --- CNF ---
 

@@ -63,7 +63,8 @@ class Call(Generic[T]):
     def finish(self) -> T:
         """The result of the finished job, or its error raised; frees what the C call allocated either way."""
         try:
-            raise_status(self.job.status, self.job.err)
+            if self.job.status:
+                raise_status(self.job.status, self.job.err)
             return self._result(self.job)
         finally:
             if self._release is not None:
