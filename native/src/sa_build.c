@@ -15,7 +15,8 @@
  * are sorted in a slice that extends `overlap` tokens past the part, so every order decided within
  * the overlap is final; blocks of adjacent suffixes that agree on the whole overlap are re-sorted by
  * comparing the complete suffixes in the memory-mapped token file. Parts go to disk (u32 offsets
- * relative to the part) and are k-way merged, comparing suffix bytes in the mapped file.
+ * relative to the part) and are k-way merged (two parts by a plain two-way merge), comparing suffix
+ * bytes in the mapped file.
  *
  * Nothing here aborts on input: every failure is a gd_status with a message in gd_error.
  */
@@ -797,6 +798,79 @@ static void heap_sift_down(merge_heap *h, uint64_t i)
     }
 }
 
+/* Does the complete suffix at token index a sort before the one at b (a != b)? The first 8 bytes
+ * are compared inline as one big-endian integer (most merged neighbours differ there), the rest by
+ * suffix_cmp_counted. */
+static inline int merge_less(const text_ctx *c, uint64_t a, uint64_t b, uint64_t *long_cmps)
+{
+    uint64_t oa = a * c->width, ob = b * c->width;
+    if (c->size - oa >= 8 && c->size - ob >= 8) {
+        uint64_t ka, kb;
+        memcpy(&ka, c->data + oa, 8);
+        memcpy(&kb, c->data + ob, 8);
+        if (ka != kb)
+            return __builtin_bswap64(ka) < __builtin_bswap64(kb);
+    }
+    return suffix_cmp_counted(c, a, b, long_cmps) < 0;
+}
+
+/* merge_range_worker for exactly two parts: each output entry costs one comparison and no heap
+ * (the in-memory parallel build with 2 threads, and builds of 2 parts, spend their merge here). */
+static void *merge2_worker(void *arg)
+{
+    merge_range *r = arg;
+    const text_ctx *c = r->c;
+    const sorted_part *pa = &r->parts[0], *pb = &r->parts[1];
+    const uint32_t *sa = pa->sa, *sb = pb->sa;
+    uint64_t i = r->lo[0], ie = r->hi[0], j = r->lo[1], je = r->hi[1];
+    uint64_t ba = pa->start, bb = pb->start, long_cmps = 0;
+    uint64_t long_cmp_limit = (ie - i + je - j) / 256 + 1024;
+    size_t cap = (size_t)1 << 20, len = 0;
+    unsigned ps = r->ptr_size, w = c->width;
+    uint8_t *buf = malloc(cap);
+    uint64_t out = r->out_rank * ps;
+    if (!buf) {
+        r->status = gd_fail(&r->err, GD_E_NOMEM, "out of memory merging");
+        return NULL;
+    }
+    while (i < ie || j < je) {
+        uint64_t v;
+        if (j >= je || (i < ie && merge_less(c, ba + sa[i], bb + sb[j], &long_cmps))) {
+            v = ba + sa[i++];
+            if (i + PF < ie)
+                __builtin_prefetch(c->data + (ba + sa[i + PF]) * w);
+        } else {
+            v = bb + sb[j++];
+            if (j + PF < je)
+                __builtin_prefetch(c->data + (bb + sb[j + PF]) * w);
+        }
+        v *= w;
+        for (unsigned b = 0; b < ps; b++)
+            buf[len++] = (uint8_t)(v >> (8 * b));
+        if (cap - len < 8) {
+            if (pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len) {
+                r->status = gd_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path,
+                                    strerror(errno));
+                free(buf);
+                return NULL;
+            }
+            out += len;
+            progress_add(r->progress, len / ps);
+            len = 0;
+        }
+        if (r->may_give_up && long_cmps > long_cmp_limit) {
+            r->status = GD_GAVE_UP;
+            free(buf);
+            return NULL;
+        }
+    }
+    if (len && pwrite(r->fd, buf, len, (off_t)out) != (ssize_t)len)
+        r->status = gd_fail(&r->err, GD_E_IO, "cannot write %s: %s", r->path, strerror(errno));
+    progress_add(r->progress, len / ps);
+    free(buf);
+    return NULL;
+}
+
 static void *merge_range_worker(void *arg)
 {
     merge_range *r = arg;
@@ -918,7 +992,7 @@ static gd_status merge_sorted_parts(const text_ctx *c, const sorted_part *parts,
             for (uint64_t p = 0; p < k; p++)
                 out_rank += ranges[j].hi[p] - ranges[j].lo[p];
         }
-        run_threads(merge_range_worker, ranges, sizeof *ranges, threads);
+        run_threads(k == 2 ? merge2_worker : merge_range_worker, ranges, sizeof *ranges, threads);
         for (unsigned j = 0; j < threads && st == GD_OK; j++)
             if (ranges[j].status != GD_OK) {
                 st = ranges[j].status;

@@ -1,6 +1,7 @@
 /*
  * Unit test of sa_build.c: random token files (u8/u16/u32, 0xFF bytes, long repeats) sorted in memory
- * and in parts, compared with a brute-force sort; verify on good and corrupted tables; error codes.
+ * and in parts, compared with a brute-force sort; deep SA-IS recursions; 2- and 3-way parallel
+ * merges; verify on good and corrupted tables; error codes.
  * Usage: test_sa_build [scratch_dir]; exit status 0 = passed.
  */
 #include "gramdex.h"
@@ -239,6 +240,103 @@ static void test_parallel(const char *dir)
     unlink(par);
 }
 
+/* Texts whose SA-IS recursion goes deep (a tiny alphabet, the Fibonacci word, a periodic text with
+ * rare changes) or whose reduced alphabets are large (many distinct tokens): every recursion level
+ * gets its symbol counts from its caller's spare space or counts them itself; 1 thread against the
+ * brute-force order. Then 2 and 3 threads (the two-way and the heap merge) on texts long enough for
+ * the parallel path, whose merged neighbours mostly share their first 8 bytes (a 2-token alphabet
+ * of u8) or differ in them (u32), against 1 thread. */
+static void test_structured(const char *dir)
+{
+    char tok[4096], tab[4096], par[4096];
+    snprintf(tok, sizeof tok, "%s/sa_tok5", dir);
+    snprintf(tab, sizeof tab, "%s/sa_tab5", dir);
+    snprintf(par, sizeof par, "%s/sa_par5", dir);
+    enum { N = 6000, NP = 70000 };
+    uint8_t *data = malloc(4 * NP);
+    uint64_t *expect = malloc(N * sizeof *expect);
+    CHECK(data && expect, "malloc");
+    if (!data || !expect) {
+        free(data);
+        free(expect);
+        return;
+    }
+    for (int kind = 0; kind < 5; kind++) {
+        unsigned w = kind == 3 ? 4 : kind == 1 ? 2 : 1;
+        size_t n = N;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t t;
+            if (kind == 0)
+                t = (uint32_t)(rnd() % 2);
+            else if (kind == 1) /* Fibonacci word: position i is 1 iff floor((i+2)/phi) steps */
+                t = (uint32_t)((size_t)((double)(i + 2) * 0.6180339887498949) -
+                               (size_t)((double)(i + 1) * 0.6180339887498949));
+            else if (kind == 2)
+                t = rnd() % 500 == 0 ? 7 : (uint32_t)(i % 3);
+            else if (kind == 3)
+                t = (uint32_t)rnd();
+            else
+                t = (uint32_t)(rnd() % 200);
+            for (unsigned b = 0; b < w; b++)
+                data[i * w + b] = (uint8_t)(t >> (8 * b));
+        }
+        for (size_t i = 0; i < n; i++)
+            expect[i] = i * w;
+        g_data = data;
+        g_size = n * w;
+        qsort(expect, n, sizeof *expect, brute_cmp);
+        CHECK(write_file(tok, data, n * w) == 0, "write %s", tok);
+        gd_sa_options o = {.token_width = w, .threads = 1};
+        gd_error err = {GD_OK, ""};
+        CHECK(gd_sa_build(tok, tab, &o, NULL, &err) == GD_OK, "kind %d: %s", kind, err.message);
+        size_t got_n = 0;
+        uint8_t *got = read_file(tab, &got_n);
+        unsigned ps = gd_sa_ptr_size(n * w);
+        CHECK(got && got_n == n * ps, "kind %d: table size %zu", kind, got_n);
+        for (size_t i = 0; got && got_n == n * ps && i < n; i++) {
+            uint64_t v = 0;
+            for (unsigned b = 0; b < ps; b++)
+                v |= (uint64_t)got[i * ps + b] << (8 * b);
+            if (v != expect[i]) {
+                CHECK(v == expect[i], "kind %d rank %zu: %llu != %llu", kind, i,
+                      (unsigned long long)v, (unsigned long long)expect[i]);
+                break;
+            }
+        }
+        free(got);
+    }
+    for (int kind = 0; kind < 2; kind++) {
+        unsigned w = kind ? 4 : 1;
+        for (size_t i = 0; i < NP; i++) {
+            uint32_t t = kind ? (uint32_t)(rnd() % 1000) * 0x01010101u : (uint32_t)(rnd() % 2);
+            for (unsigned b = 0; b < w; b++)
+                data[i * w + b] = (uint8_t)(t >> (8 * b));
+        }
+        CHECK(write_file(tok, data, (size_t)NP * w) == 0, "write %s", tok);
+        gd_error err = {GD_OK, ""};
+        gd_sa_options o1 = {.token_width = w, .threads = 1};
+        CHECK(gd_sa_build(tok, tab, &o1, NULL, &err) == GD_OK, "one: %s", err.message);
+        size_t n1 = 0;
+        uint8_t *a = read_file(tab, &n1);
+        for (unsigned threads = 2; threads <= 3; threads++) {
+            gd_sa_options o = {.token_width = w, .threads = threads};
+            CHECK(gd_sa_build(tok, par, &o, NULL, &err) == GD_OK, "par: %s", err.message);
+            size_t n2 = 0;
+            uint8_t *b = read_file(par, &n2);
+            CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0,
+                  "width %u, %u threads: table differs", w, threads);
+            free(b);
+        }
+        free(a);
+        CHECK(gd_sa_verify(tok, tab, w, 1, NULL, &err) == GD_OK, "verify: %s", err.message);
+    }
+    free(data);
+    free(expect);
+    unlink(tok);
+    unlink(tab);
+    unlink(par);
+}
+
 int main(int argc, char **argv)
 {
     char tmpl[] = "/tmp/gd_sa_testXXXXXX";
@@ -251,6 +349,7 @@ int main(int argc, char **argv)
     test_verify_detects_corruption(dir);
     test_errors(dir);
     test_parallel(dir);
+    test_structured(dir);
     const char *names[] = {"sa_tok", "sa_tab", "sa_tok2", "sa_tab2", "sa_tok3", "sa_tab3", "sa_tok4"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char p[4200];
