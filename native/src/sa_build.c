@@ -9,12 +9,12 @@
  *
  * In memory: each token is mapped to a key whose integer order is its byte order (byte-swap), keys
  * are compacted to a dense alphabet, a unique smallest sentinel is appended, and the suffix array is
- * built by induced sorting (SA-IS, linear time, 32-bit indices, about 9-10 bytes per token).
+ * built by induced sorting (SA-IS, linear time, 31-bit indices, about 9-10 bytes per token).
  *
- * Under a memory budget (or above 2^31 tokens): the shard is cut into parts; each part's suffixes
- * are sorted in a slice that extends `overlap` tokens past the part, so every order decided within
- * the overlap is final; blocks of adjacent suffixes that agree on the whole overlap are re-sorted by
- * comparing the complete suffixes in the memory-mapped token file. Parts go to disk (u32 offsets
+ * Under a memory budget (or above 2^31 - 2^17 tokens): the shard is cut into parts; each part's
+ * suffixes are sorted in a slice that extends `overlap` tokens past the part, so every order decided
+ * within the overlap is final; blocks of adjacent suffixes that agree on the whole overlap are
+ * re-sorted by comparing the complete suffixes in the memory-mapped token file. Parts go to disk (u32 offsets
  * relative to the part) and are k-way merged (two parts by a plain two-way merge), comparing suffix
  * bytes in the mapped file.
  *
@@ -34,7 +34,9 @@
 #include <unistd.h>
 
 #define SA_EMPTY UINT32_MAX
-#define MAX_PART_TOKENS ((uint64_t)1 << 31) /* keeps every SA-IS index below 2^32 - 1 */
+/* with the overlap (at most PEER_OVERLAP_BYTES tokens) and the sentinel, every SA-IS index stays
+ * below 2^31 (induce_impl keeps a flag in the top bit) */
+#define MAX_PART_TOKENS (((uint64_t)1 << 31) - ((uint64_t)1 << 17))
 #define PEER_OVERLAP_BYTES 100000u
 #define IO_BUF_ENTRIES (1u << 16)
 #define DIR_CAP 4000
@@ -197,48 +199,62 @@ static void buckets(syms s, uint32_t n, const uint32_t *cnt, uint32_t *bkt, uint
     }
 }
 
+/* Induction without the type bitmap: an entry's top bit says whether its predecessor (the suffix
+ * one token earlier) is S-type. The bit is decided when the entry is written, from the symbol just
+ * before the one that was read anyway (usually in the same cache line), so the scans never look
+ * at t, a second random access per entry. The L-scan induces from unflagged entries (LMS seeds,
+ * and L-types whose predecessor is L); the S-scan from flagged ones, and clears every bit it
+ * passes, which is every entry. Needs indices below PRED_S (sort_slice refuses longer texts). */
+#define PRED_S 0x80000000u
+
 static inline __attribute__((always_inline)) void
-induce_impl(syms s, const int half, uint32_t *SA, uint32_t n, uint32_t K, const uint8_t *t,
-            const uint32_t *cnt, uint32_t *bkt)
+induce_impl(syms s, const int half, uint32_t *SA, uint32_t n, uint32_t K, const uint32_t *cnt,
+            uint32_t *bkt)
 {
-    /* The scans read s and t at random places: prefetching a few entries ahead hides most of
-     * the cache misses (an entry ahead may still change; a stale prefetch is only a hint). */
+    /* The scans read s at random places: prefetching a few entries ahead hides most of the cache
+     * misses (an entry ahead may still change; a stale prefetch is only a hint). */
     buckets(s, n, cnt, bkt, K, 0);
     for (uint32_t i = 0; i < n; i++) {
         if (i + PF < n) {
             uint32_t q = SA[i + PF];
-            if (q != SA_EMPTY && q > 0) {
+            if (q - 1 < PRED_S - 1) /* a real entry, not flagged, not 0 */
                 __builtin_prefetch(SYMW_ADDR(s, half, q - 1));
-                __builtin_prefetch(&t[(q - 1) >> 3]);
-            }
         }
         uint32_t j = SA[i];
-        if (j != SA_EMPTY && j > 0 && !TYPE_S(t, j - 1))
-            SA[bkt[SYMW(s, half, j - 1)]++] = j - 1;
+        if (j - 1 >= PRED_S - 1) /* empty, flagged (predecessor S) or the first suffix */
+            continue;
+        uint32_t c = SYMW(s, half, j - 1);
+        /* j - 1 is L-type; its predecessor is S-type iff its symbol is smaller */
+        uint32_t flag = j >= 2 && SYMW(s, half, j - 2) < c ? PRED_S : 0;
+        SA[bkt[c]++] = (j - 1) | flag;
     }
     buckets(s, n, cnt, bkt, K, 1);
     for (uint32_t i = n; i-- > 0;) {
         if (i >= PF) {
             uint32_t q = SA[i - PF];
-            if (q != SA_EMPTY && q > 0) {
-                __builtin_prefetch(SYMW_ADDR(s, half, q - 1));
-                __builtin_prefetch(&t[(q - 1) >> 3]);
-            }
+            if (q != SA_EMPTY && (q & PRED_S))
+                __builtin_prefetch(SYMW_ADDR(s, half, (q & ~PRED_S) - 1));
         }
         uint32_t j = SA[i];
-        if (j != SA_EMPTY && j > 0 && TYPE_S(t, j - 1))
-            SA[--bkt[SYMW(s, half, j - 1)]] = j - 1;
+        if (j == SA_EMPTY || !(j & PRED_S))
+            continue;
+        j &= ~PRED_S;
+        SA[i] = j;
+        uint32_t c = SYMW(s, half, j - 1);
+        /* j - 1 is S-type; its predecessor is S-type too iff its symbol is not larger */
+        uint32_t flag = j >= 2 && SYMW(s, half, j - 2) <= c ? PRED_S : 0;
+        SA[--bkt[c]] = (j - 1) | flag;
     }
 }
 
 /* Two copies of the induction scans, one per symbol width, so the hot loops carry no branch. */
-static void induce(syms s, uint32_t *SA, uint32_t n, uint32_t K, const uint8_t *t,
-                   const uint32_t *cnt, uint32_t *bkt)
+static void induce(syms s, uint32_t *SA, uint32_t n, uint32_t K, const uint32_t *cnt,
+                   uint32_t *bkt)
 {
     if (s.h)
-        induce_impl(s, 1, SA, n, K, t, cnt, bkt);
+        induce_impl(s, 1, SA, n, K, cnt, bkt);
     else
-        induce_impl(s, 0, SA, n, K, t, cnt, bkt);
+        induce_impl(s, 0, SA, n, K, cnt, bkt);
 }
 
 /* Symbol counts, kept only for alphabets much smaller than the text (memory); NULL otherwise or
@@ -269,10 +285,14 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
         return gd_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
     }
     uint32_t *cnt = count_symbols(s, n, K);
+    /* types right to left, the next symbol and type carried in registers */
     t[(n - 1) >> 3] |= (uint8_t)(1u << ((n - 1) & 7));
+    uint32_t next = SYM(s, n - 1), next_s = 1;
     for (uint32_t i = n - 1; i-- > 0;) {
-        if (SYM(s, i) < SYM(s, i + 1) || (SYM(s, i) == SYM(s, i + 1) && TYPE_S(t, i + 1)))
-            t[i >> 3] |= (uint8_t)(1u << (i & 7));
+        uint32_t c = SYM(s, i);
+        next_s = c < next || (c == next && next_s);
+        t[i >> 3] |= (uint8_t)(next_s << (i & 7));
+        next = c;
     }
     /* stage 1: sort the LMS substrings by induction */
     buckets(s, n, cnt, bkt, K, 1);
@@ -281,7 +301,7 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
     for (uint32_t i = 1; i < n; i++)
         if (is_lms(t, i))
             SA[--bkt[SYM(s, i)]] = i;
-    induce(s, SA, n, K, t, cnt, bkt);
+    induce(s, SA, n, K, cnt, bkt);
 
     uint32_t n1 = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -358,7 +378,7 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
         SA[i] = SA_EMPTY;
         SA[--bkt[SYM(s, j)]] = j;
     }
-    induce(s, SA, n, K, t, cnt, bkt);
+    induce(s, SA, n, K, cnt, bkt);
     free(cnt);
     free(bkt);
     free(t);
@@ -521,7 +541,7 @@ static gd_status sort_slice(const gd_map *text, unsigned width, uint64_t start, 
 {
     uint64_t m = end - start;
     *out = NULL;
-    if (m + 1 >= SA_EMPTY)
+    if (m + 1 >= PRED_S)
         return gd_fail(err, GD_E_INVALID, "slice of %llu tokens is too large for one sort",
                        (unsigned long long)m);
     uint32_t n = (uint32_t)m + 1;
