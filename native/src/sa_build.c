@@ -270,8 +270,10 @@ static uint32_t *count_symbols(syms s, uint32_t n, uint32_t K)
     return cnt;
 }
 
-/* SA of s[0..n): symbols in [0, K), s[n-1] == 0 is the unique smallest symbol. */
-static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *err)
+/* SA of s[0..n): symbols in [0, K), s[n-1] == 0 is the unique smallest symbol. given_cnt, when
+ * not NULL, holds the K symbol counts (the caller's spare memory; left unchanged). */
+static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, const uint32_t *given_cnt,
+                      gd_error *err)
 {
     if (n == 1) {
         SA[0] = 0;
@@ -284,7 +286,8 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
         free(bkt);
         return gd_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
     }
-    uint32_t *cnt = count_symbols(s, n, K);
+    uint32_t *own_cnt = given_cnt ? NULL : count_symbols(s, n, K);
+    const uint32_t *cnt = given_cnt ? given_cnt : own_cnt;
     /* types right to left, the next symbol and type carried in registers */
     t[(n - 1) >> 3] |= (uint8_t)(1u << ((n - 1) & 7));
     uint32_t next = SYM(s, n - 1), next_s = 1;
@@ -332,18 +335,29 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
             prev = pos;
         }
         SA[n1 + pos / 2] = name - 1;
+        SA[i] = name - 1; /* pos is no longer needed: keep the sorted names for their counts */
     }
     for (uint32_t i = n, j = n; i-- > n1;)
         if (SA[i] != SA_EMPTY)
             SA[--j] = SA[i];
-    uint32_t *s1 = SA + n - n1, *SA1 = SA;
+    uint32_t *s1 = SA + n - n1, *SA1 = SA, *cnt1 = NULL;
+    if (name < n1 && (uint64_t)n1 + name <= n - n1) {
+        /* The reduced problem never touches SA[n1, n - n1): its symbol counts go there, taken in
+         * one sequential pass from the names in sorted order, so its bucket scans need not count
+         * its (large) alphabet again and again at random places. */
+        cnt1 = SA + n1;
+        memset(cnt1, 0, (size_t)name * sizeof *cnt1);
+        for (uint32_t i = 0; i < n1; i++)
+            cnt1[SA[i]]++;
+    }
     free(bkt);
-    free(cnt);
-    bkt = cnt = NULL;
+    free(own_cnt);
+    bkt = own_cnt = NULL;
+    cnt = given_cnt;
 
     /* stage 2: the reduced problem */
     if (name < n1) {
-        gd_status st = sais((syms){.w = s1, .h = NULL}, SA1, n1, name, err);
+        gd_status st = sais((syms){.w = s1, .h = NULL}, SA1, n1, name, cnt1, err);
         if (st != GD_OK) {
             free(t);
             return st;
@@ -359,7 +373,8 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
         free(t);
         return gd_fail(err, GD_E_NOMEM, "out of memory in suffix sorting (%u symbols)", n);
     }
-    cnt = count_symbols(s, n, K);
+    if (!given_cnt)
+        cnt = own_cnt = count_symbols(s, n, K);
     for (uint32_t i = 1, j = 0; i < n; i++)
         if (is_lms(t, i))
             s1[j++] = i;
@@ -379,7 +394,7 @@ static gd_status sais(syms s, uint32_t *SA, uint32_t n, uint32_t K, gd_error *er
         SA[--bkt[SYM(s, j)]] = j;
     }
     induce(s, SA, n, K, cnt, bkt);
-    free(cnt);
+    free(own_cnt);
     free(bkt);
     free(t);
     return GD_OK;
@@ -553,7 +568,7 @@ static gd_status sort_slice(const gd_map *text, unsigned width, uint64_t start, 
     uint32_t *w = NULL, K = 0;
     gd_status st = slice_symbols(text, width, start, n, SA, &h, &w, &K, err);
     if (st == GD_OK)
-        st = sais((syms){.w = w, .h = h}, SA, n, K, err);
+        st = sais((syms){.w = w, .h = h}, SA, n, K, NULL, err);
     free(h);
     free(w);
     if (st != GD_OK) {
