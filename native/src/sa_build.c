@@ -868,16 +868,24 @@ static void *merge2_worker(void *arg)
         r->status = gd_fail(&r->err, GD_E_NOMEM, "out of memory merging");
         return NULL;
     }
+    /* The heads PF entries ahead are prefetched, 40 bytes of each: neighbours often agree on their
+     * first 8 bytes, and the comparison then reads on, often into the next cache line. */
     while (i < ie || j < je) {
         uint64_t v;
         if (j >= je || (i < ie && merge_less(c, ba + sa[i], bb + sb[j], &long_cmps))) {
             v = ba + sa[i++];
-            if (i + PF < ie)
-                __builtin_prefetch(c->data + (ba + sa[i + PF]) * w);
+            if (i + PF < ie) {
+                const uint8_t *q = c->data + (ba + sa[i + PF]) * w;
+                __builtin_prefetch(q);
+                __builtin_prefetch(q + 40);
+            }
         } else {
             v = bb + sb[j++];
-            if (j + PF < je)
-                __builtin_prefetch(c->data + (bb + sb[j + PF]) * w);
+            if (j + PF < je) {
+                const uint8_t *q = c->data + (bb + sb[j + PF]) * w;
+                __builtin_prefetch(q);
+                __builtin_prefetch(q + 40);
+            }
         }
         v *= w;
         for (unsigned b = 0; b < ps; b++)
