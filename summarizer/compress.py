@@ -16,6 +16,7 @@ _SAY = frozenset("said says say told added explained according claimed reported"
 _ADVERBS = frozenset("however meanwhile but and so also still yet now then instead moreover additionally "
                      "indeed earlier later finally overall separately previously currently".split())
 _PREPOSITIONS = frozenset("in on at after before during since with for by from under despite following".split())
+_FUNCTION = frozenset("the a an on in at of for to by with and or from as is was are were".split())
 _END = frozenset(". ! ? '' \"".split())
 MAX_INNER = 12  # longer asides usually carry the sentence's point; leave them to whole-sentence selection
 
@@ -71,6 +72,33 @@ def deletions(words: Sequence[str]) -> list[Deletion]:
             out.append(Deletion(0, k + 2, "attribution"))
             break
     return [d for d in out if d.end > d.start and body - (d.end - d.start) >= 4]
+
+
+_OUTLET_MAX = 5    # "( cnn )", "( the hollywood reporter )", "( cnnmoney )": a short credit in brackets
+_PLACE_MAX = 8     # "tulsa , oklahoma", "west of baghdad , iraq": the dateline's place before it
+
+
+def dateline(words: Sequence[str]) -> Deletion | None:
+    """A news dateline opening the document: "[place ,] ( outlet )" before the first sentence's text, as wire and
+    network copy starts ("tulsa , oklahoma ( cnn ) amid growing scrutiny ..."). It is boilerplate, not content:
+    dropping it leaves the sentence whole and frees its tokens for content. Only words and commas may precede the
+    bracket (no article: "the budget ( approved on monday )" is a sentence), the credit is a name (words, no
+    function word but a leading "the"), and at least 4 tokens must follow it."""
+    if "(" not in words[:_PLACE_MAX + 1]:
+        return None
+    i = words.index("(")
+    if not all((w.isalpha() and w not in _DETERMINERS) or w in ",-." for w in words[:i]):
+        return None
+    j = _closing(words, i + 1, ")")
+    if j is None or j - i - 1 > _OUTLET_MAX or j == i + 1:
+        return None
+    credit = words[i + 1:j]
+    if not all(w.isalpha() or w in ".-" for w in credit) or any(w in _FUNCTION for w in credit[1:]) \
+            or credit[0] in _FUNCTION - {"the"}:
+        return None
+    if _body_end(words) - (j + 1) < 4:
+        return None
+    return Deletion(0, j + 1, "dateline")
 
 
 def apply(words: Sequence[str], dels: Sequence[Deletion]) -> tuple[str, ...]:

@@ -14,13 +14,37 @@ from summarizer.critics import DocumentCritic, Segment
 
 SENTENCE_FEATURES = ("position", "inverse_position", "first", "lead3", "length", "log_length", "surprisal",
                      "recurrence", "centrality", "first_overlap", "saliency", "saliency_rank", "quote", "digits",
-                     "question", "doc_sentences", "dependence")
+                     "question", "doc_sentences", "dependence", "graph_centrality")
 DELETION_FEATURES = (*RULES, "share", "length", "start", "surprisal_gap", "sentence_length")
 
 
 def _idf(unigram: Unigram, word: str) -> float:
     # surprisal under the stored unigram stands in for idf: rare words carry the content
     return -unigram.logprob(word)
+
+
+def graph_centrality(vecs: Sequence[Counter[str]], weight: dict[str, float], threshold: float = 0.1,
+                     damping: float = 0.85, steps: int = 50) -> np.ndarray:
+    """Eigenvector centrality of each sentence in the graph linking sentences whose weighted content-word vectors
+    have cosine above `threshold` (LexRank's graph): high for the sentences most of the text is about, which in
+    scientific writing is the claim rather than the opening background. Scaled so the mean is 1."""
+    n = len(vecs)
+    ids = {w: k for k, w in enumerate(sorted({w for v in vecs for w in v}))}
+    if n < 2 or not ids:
+        return np.ones(n)
+    m = np.zeros((n, len(ids)))
+    for i, v in enumerate(vecs):
+        for w, c in v.items():
+            m[i, ids[w]] = c * weight[w]
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    m = np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+    adj = (m @ m.T > threshold).astype(float)
+    np.fill_diagonal(adj, 1.0)  # as LexRank: each sentence is similar to itself (an isolated one keeps its mass)
+    trans = adj / adj.sum(1, keepdims=True)
+    p = np.full(n, 1.0 / n)
+    for _ in range(steps):
+        p = (1 - damping) / n + damping * (p @ trans)
+    return p * n
 
 
 def sentence_features(doc: Sequence[Segment], unigram: Unigram, critic: DocumentCritic) -> np.ndarray:
@@ -42,6 +66,7 @@ def sentence_features(doc: Sequence[Segment], unigram: Unigram, critic: Document
     # nats per token the sentence gains from the text before it: how much it leans on context (the coherence
     # critic's loss when it is picked without what came before)
     dependence = critic.sentence_dependence()
+    graph = graph_centrality(vecs, weight)
     for i, (seg, vec) in enumerate(zip(doc, vecs, strict=True)):
         rest = {w: c - vec.get(w, 0) for w, c in doc_vec.items() if c > vec.get(w, 0)}
         dot = sum(vec[w] * rest.get(w, 0) * weight[w] ** 2 for w in vec)
@@ -52,7 +77,7 @@ def sentence_features(doc: Sequence[Segment], unigram: Unigram, critic: Document
         feats[i] = (i / max(1, n - 1), 1.0 / (i + 1), i == 0, i < 3, len(seg) / 30, np.log1p(len(seg)), surprisal,
                     recurrence, dot / norm if norm > 0 else 0.0, overlap, sal[i], ranks[i] / max(1, n - 1),
                     '"' in seg or "''" in seg, sum(w.isdigit() for w in seg) / len(seg), seg[-1] == "?", np.log1p(n),
-                    dependence[i])
+                    dependence[i], graph[i])
     return feats
 
 

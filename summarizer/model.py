@@ -18,7 +18,7 @@ from summarizer.corpus_lm import Unigram
 from summarizer.critics import CriticParams, Thresholds
 from summarizer.student import Net
 
-FORMAT = 2  # 2: a coherence threshold and the sentence feature `dependence`
+FORMAT = 3  # 2: a coherence threshold and the sentence feature `dependence`; 3: `graph_centrality`
 DEFAULT_PATH = Path(__file__).parent / "models" / "default.npz"
 _NET_KEYS = ("mean", "std", "w1", "b1", "w2", "b2")
 

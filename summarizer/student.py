@@ -10,9 +10,13 @@ import numpy as np
 
 from summarizer import compress
 from summarizer.critics import Segment
-from summarizer.teacher import trigrams
 
 HIDDEN = 16
+# function words: a trigram of these ("one of the", "the u.s .", "' s") repeats in any two sentences about anything
+_STOP = frozenset("a an the of to in on at for from by with as and or but nor so if than that this these those "
+                  "is are was were be been being has have had do does did will would can could may might must shall "
+                  "should it its he she they we you i his her their our your him them us me who which what when where "
+                  "how not no s said says also about after before into over up out more most".split())
 
 
 @dataclass
@@ -81,17 +85,24 @@ class Selection:
     truncated: int | None = None                            # words kept when one sentence had to be cut
 
 
+def content_trigrams(seg: Segment) -> set[tuple[str, ...]]:
+    """The sentence's trigrams of words (no punctuation) with at least two content words: sharing one of these is
+    repetition of content, while sharing "one of the" or ", " said" is only shared grammar."""
+    grams = (tuple(seg[i:i + 3]) for i in range(len(seg) - 2))
+    return {g for g in grams if all(w.isalnum() for w in g) and sum(w not in _STOP for w in g) >= 2}
+
+
 def select(doc: Sequence[Segment], scores: np.ndarray, budget: int,
            deletions: dict[int, list[compress.Deletion]] | None = None) -> Selection:
     """Best-scored sentences (compressed where `deletions` says) that fit the budget, skipping any that repeats a
-    trigram already chosen; when not even one fits, the best one cut to the budget."""
+    content trigram already chosen (redundancy control); when not even one fits, the best one cut to the budget."""
     deletions = deletions or {}
     lengths = [len(seg) - sum(d.end - d.start for d in deletions.get(i, [])) for i, seg in enumerate(doc)]
     chosen: list[int] = []
     seen: set[tuple[str, ...]] = set()
     used = 0
     for i in np.argsort(-scores, kind="stable"):
-        grams = trigrams(doc[i])
+        grams = content_trigrams(doc[i])
         if used + lengths[i] <= budget and not grams & seen:
             chosen.append(int(i))
             seen |= grams

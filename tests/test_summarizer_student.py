@@ -98,3 +98,52 @@ def test_teacher_pool_has_leading_sentences_and_the_critics_choose() -> None:
     everything = Thresholds(-np.inf, 0.0, -np.inf)
     assert teacher.best(pool, everything) == pool[0]
     assert teacher.best(pool, Thresholds(np.inf, 0.0, -np.inf)) is None
+
+
+def test_dateline_is_boilerplate_only_at_the_start() -> None:
+    from summarizer.compress import dateline
+    from summarizer.sentences import words
+
+    d = dateline(words("Tulsa, Oklahoma (CNN) Amid growing scrutiny, a new report raises an allegation ."))
+    assert d is not None and (d.start, d.end, d.rule) == (0, 6, "dateline")
+    assert dateline(words("(The Hollywood Reporter) The film is heading to television .")).end == 5
+    assert dateline(words("The budget (approved on Monday) cuts funding for parks .")) is None   # not a dateline
+    assert dateline(words("( cnn ) hello .")) is None                                           # nothing left
+    s = Summarizer(Model.load()).summarize(TEXT, max_tokens=40, mode="compressive")
+    assert s.sentences[0].index == 0 and s.text.startswith("the city council") and s.sentences[0].pieces[0][0] == 8
+
+
+def test_redundancy_is_repeated_content_not_shared_grammar() -> None:
+    from summarizer.student import content_trigrams
+
+    assert content_trigrams(tuple("one of the people said".split())) == set()
+    assert ("new", "budget", "plan") in content_trigrams(tuple("the new budget plan".split()))
+    doc = [tuple("one of the councils approved the new budget plan".split()),
+           tuple("one of the members said so".split()), tuple("the new budget plan was cut".split())]
+    assert select(doc, np.array([3.0, 2.0, 1.0]), 30).picks == (0, 1)
+
+
+def test_position_prior_fades_in_long_documents() -> None:
+    from summarizer import summarize as sm
+
+    s = Summarizer(Model.load())
+    short = s.analyse(TEXT)
+    base = s.sentence_scores(short)
+    z = (base - base.mean()) / base.std()
+    assert np.allclose(s.selection_scores(short) - z, -sm.POSITION_PRIOR * np.log1p(np.arange(len(short.doc))))
+    long_text = " ".join(f"sentence number {i} talks about topic {i % 7} ." for i in range(sm.LONG_DOC[1] + 5))
+    a = s.analyse(long_text)
+    raw = s.sentence_scores(a)
+    assert np.allclose(s.selection_scores(a), (raw - raw.mean()) / (raw.std() + 1e-9))
+
+
+def test_graph_centrality_favours_the_sentence_the_others_are_about() -> None:
+    # LexRank's graph, self-loops included: an isolated sentence keeps the uniform share (1.0 after scaling)
+    from collections import Counter
+
+    from summarizer.features import graph_centrality
+
+    vecs = [Counter({"budget": 1, "parks": 1}), Counter({"budget": 1}), Counter({"parks": 1}), Counter({"rain": 1})]
+    c = graph_centrality(vecs, {"budget": 1.0, "parks": 1.0, "rain": 1.0})
+    assert np.isclose(c.mean(), 1.0) and int(np.argmax(c)) == 0 and np.isclose(c[1], c[2]) and c[1] < c[3] < c[0]
+    assert np.allclose(graph_centrality([Counter()], {}), [1.0])
