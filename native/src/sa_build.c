@@ -869,7 +869,9 @@ static void *merge2_worker(void *arg)
         return NULL;
     }
     /* The heads PF entries ahead are prefetched, 40 bytes of each: neighbours often agree on their
-     * first 8 bytes, and the comparison then reads on, often into the next cache line. */
+     * first 8 bytes, and the comparison then reads on, often into the next cache line. (That
+     * address may lie past the end of the text: it is formed as an integer, and a prefetch of an
+     * unmapped address is ignored.) */
     while (i < ie || j < je) {
         uint64_t v;
         if (j >= je || (i < ie && merge_less(c, ba + sa[i], bb + sb[j], &long_cmps))) {
@@ -877,14 +879,14 @@ static void *merge2_worker(void *arg)
             if (i + PF < ie) {
                 const uint8_t *q = c->data + (ba + sa[i + PF]) * w;
                 __builtin_prefetch(q);
-                __builtin_prefetch(q + 40);
+                __builtin_prefetch((const void *)((uintptr_t)q + 40));
             }
         } else {
             v = bb + sb[j++];
             if (j + PF < je) {
                 const uint8_t *q = c->data + (bb + sb[j + PF]) * w;
                 __builtin_prefetch(q);
-                __builtin_prefetch(q + 40);
+                __builtin_prefetch((const void *)((uintptr_t)q + 40));
             }
         }
         v *= w;
