@@ -62,6 +62,18 @@ def test_ptr_size_matches_infini_gram_ratio() -> None:
 
 
 @pytest.mark.parametrize("width", [1, 2, 4])
+def test_huge_shards_are_cut_into_parts_below_2_31_tokens(width: int) -> None:
+    # SA-IS keeps a flag in each index's top bit: a part plus its overlap plus the sentinel must
+    # stay below 2^31 tokens, however large the shard and whatever part size is asked for
+    for tokens in (2**31 - 2**17, 2**31 - 2**17 + 1, 2**31, 3 * 2**31):
+        for asked in (0, 2**32):
+            p = sa.plan(tokens * width, width, max_part_tokens=asked)
+            assert p.part_tokens + p.overlap_tokens + 1 < 2**31
+            assert p.n_parts == -(-tokens // p.part_tokens)
+            assert p.n_parts == (1 if tokens <= 2**31 - 2**17 else 2 if tokens <= 2**32 else 4)
+
+
+@pytest.mark.parametrize("width", [1, 2, 4])
 def test_random_corpora_match_brute_force_in_memory_and_in_parts(work: Path, width: int) -> None:
     rng = random.Random(width)
     for trial in range(20):
