@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from service_support.gateway import Gateway
 
-from service.summarize.gateway import PoolConfig
+from service.summarize.gateway import PoolConfig, WorkerPool
 
 NEWS = ("the city council approved a new budget on monday . the budget cuts funding for parks . "
         "council members said the parks budget would be restored next year . residents protested the cuts . ")
@@ -104,3 +104,42 @@ def test_full_queue_is_503_with_retry_after_and_deadline_is_504(gateway: Gateway
         assert _metric("gramdex_summarize_rejections_total", {"reason": "queue_full"}) == rejected + 2
     finally:
         pool.config.max_queue, pool.config.deadline_s = old
+
+
+def _worker_children() -> list[int]:
+    """Live summarizer worker processes started by this process."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[1]) == os.getpid() and fields[0] != b"Z" and b"service.summarize.worker" in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+def test_a_start_cancelled_midway_leaves_no_worker_running() -> None:
+    before = set(_worker_children())
+
+    async def cancel_start() -> None:
+        task = asyncio.create_task(WorkerPool.start(PoolConfig(local_workers=2)))
+        deadline = time.monotonic() + 10
+        while len(set(_worker_children()) - before) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # both launched, neither ready yet (they take ~1 s to import)
+        assert len(set(_worker_children()) - before) == 2
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_start())
+    deadline = time.monotonic() + 10
+    while set(_worker_children()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not set(_worker_children()) - before

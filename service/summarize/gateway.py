@@ -93,7 +93,13 @@ class WorkerPool:
         pool = cls(config)
         for _ in range(config.local_workers):
             pool.workers.append(pool._spawn())
-        await asyncio.gather(*(pool._wait_ready(w) for w in pool.workers if w.process is not None))
+        try:
+            await asyncio.gather(*(pool._wait_ready(w) for w in pool.workers if w.process is not None))
+        except BaseException:  # failed or cancelled (server stopped while starting): leave no worker behind
+            for w in pool.workers:
+                pool._stop(w)
+            await pool.client.aclose()
+            raise
         pool._supervisor = asyncio.create_task(pool._supervise())
         return pool
 
