@@ -195,7 +195,11 @@ class LoadedIndex:
 
     def check(self) -> None:
         """Refuses (503) an index whose mapped files were truncated or rewritten in place, or are about to be (a
-        lease broke): reading it could crash the process. Costs one stat per file (microseconds)."""
+        lease broke): reading it could crash the process. With the files leased no stat is needed (a writer waits
+        until the lease break has marked the index broken); unleased, one stat per file."""
+        life = self.life
+        if life is not None and life.leases is not None and life.leases.held and life.broken is None:
+            return
         change = self.changed()
         if change is not None and change[1]:
             raise unavailable(self.name)

@@ -17,6 +17,7 @@ from support.index_factory import random_shards, write_index
 import native
 from native.errors import DeadlineExceededError, InvalidQueryError
 from native.jobs import Call, Pool
+from service import limits
 from service.errors import Problem
 from service.limits import Lane
 
@@ -91,6 +92,27 @@ def test_errors_come_back_from_the_pool(engine: native.Engine) -> None:
         pool.submit(engine.count_call([1]))
 
 
+@pytest.fixture
+def no_spin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone call is otherwise answered within run() (the loop polls for it), before a test can see it queued."""
+    monkeypatch.setattr(limits, "SPIN_S", 0.0)
+
+
+def test_a_lone_call_is_answered_while_the_loop_polls(engine: native.Engine) -> None:
+    async def scenario() -> None:
+        lane = Lane("lone", threads=1, max_queue=0, retry_after_s=1)
+        try:
+            for p in ([1], [2, 3], [9]):
+                assert await lane.run(engine.count_call(p)) == engine.count(p)
+            with pytest.raises(InvalidQueryError):
+                await lane.run(engine.count_call([70000]))
+        finally:
+            lane.shutdown()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.usefixtures("no_spin")
 def test_lane_runs_calls_and_callables_and_bounds_its_backlog(engine: native.Engine) -> None:
     async def scenario() -> None:
         lane = Lane("test", threads=2, max_queue=50, retry_after_s=3)
@@ -118,6 +140,7 @@ def test_lane_runs_calls_and_callables_and_bounds_its_backlog(engine: native.Eng
     asyncio.run(scenario())
 
 
+@pytest.mark.usefixtures("no_spin")
 def test_an_index_stays_in_use_until_its_pooled_calls_are_done(engine: native.Engine) -> None:
     """A broken index is unmapped only after its last call: a Call counts from its creation to its finish (or its
     discard when a full lane refuses it), not just while it is being built."""
