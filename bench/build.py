@@ -207,8 +207,8 @@ def main() -> None:
     gx_index = _dir_bytes(gx)
     peer_index = sum((peer / n).stat().st_size for n in ("tokenized.0", "table.0", "offset.0",
                                                           "metadata.0", "metaoff.0"))
-    print(f"index on disk: gramdex {gx_index / tokens:.2f} B/token (with index.json, tokenizer.json), "
-          f"infini-gram {peer_index / tokens:.2f} B/token")
+    print(f"index on disk: gramdex {gx_index:,} bytes, {gx_index / tokens:.3f} B/token (with index.json, "
+          f"tokenizer.json.gz), infini-gram {peer_index:,} bytes, {peer_index / tokens:.3f} B/token")
     print(f"table.0 identical (in memory, under the budget, end to end): {identical}")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from index_tools import inputs as inp
 from index_tools.progress import Progress, note
-from index_tools.tokenize import BytesTokenizer, HFTokenizer, Tokenizer, sep_id, train_bpe
+from index_tools.tokenize import TOKENIZER_FILE, BytesTokenizer, HFTokenizer, Tokenizer, sep_id, train_bpe
 from native.manifest import MANIFEST_FILE, Manifest, ShardEntry, shard_file_sizes
 
 STATE_FILE = "build-state.json"
@@ -155,7 +155,7 @@ def _make_tokenizer(o: BuildOptions, files: list[inp.InputFile], work: Path, sta
             return HFTokenizer.from_file(o.tokenizer)
         except Exception as e:  # tokenizers raises plain Exceptions for malformed files
             raise BuildError(f"{o.tokenizer}: cannot load tokenizer: {e}") from e
-    saved = work / "tokenizer.json"
+    saved = work / TOKENIZER_FILE
     if "tokenizer" in state.done and saved.exists():
         return HFTokenizer.from_file(saved)
     note(f"training a byte-level BPE tokenizer (vocab {o.vocab_size}) on up to "
@@ -199,6 +199,16 @@ class _ShardWriter:
             f.close()
 
 
+def _metadata_line(d: inp.Document) -> bytes:
+    """The fields infini-gram's indexer writes, as compact UTF-8 JSON (a twentieth smaller than its spaced, escaped
+    form); a metadata value holding a lone surrogate (a JSON \\ud800 escape) keeps the escaped form."""
+    fields = {"path": d.source.rel, "linenum": d.linenum, "metadata": d.metadata}
+    try:
+        return (json.dumps(fields, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(fields, separators=(",", ":")) + "\n").encode("ascii")
+
+
 def _tokenize(o: BuildOptions, files: list[inp.InputFile], tok: Tokenizer, work: Path) -> dict[str, Any]:
     tok.threads = o.threads  # the native byte-level BPE encoder splits each batch over the threads
     local = o.local_shards()
@@ -222,8 +232,7 @@ def _tokenize(o: BuildOptions, files: list[inp.InputFile], tok: Tokenizer, work:
 
     def write(items: list[tuple[int, inp.Document]], arrays: list[np.ndarray]) -> None:
         for (w, d), ids in zip(items, arrays, strict=True):
-            line = json.dumps({"path": d.source.rel, "linenum": d.linenum, "metadata": d.metadata}) + "\n"
-            writers[w].add(ids, line.encode("ascii"))
+            writers[w].add(ids, _metadata_line(d))
 
     def flush(last: bool = False) -> None:
         nonlocal batch, batch_bytes, pending

@@ -9,6 +9,7 @@ P_1(w) = (c(w) + 1) / (N + V + 1) (add-one, with one extra slot shared by all un
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,11 @@ class InfiniGram:
 
     def __init__(self, index_dir: Path, gamma: float = 1.0) -> None:
         self.engine = Engine(index_dir)
-        tok = json.loads((index_dir / "tokenizer.json").read_text(encoding="utf-8"))
+        manifest = self.engine.manifest
+        name = manifest.tokenizer_file if manifest is not None and manifest.tokenizer_file else "tokenizer.json"
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(index_dir / name, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            tok = json.load(f)
         self.ids: dict[str, int] = tok["model"]["vocab"]
         self.unk = self.ids[tok["model"]["unk_token"]]
         counts = self.engine.unigram_counts(0)

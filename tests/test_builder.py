@@ -133,8 +133,11 @@ def test_hf_tokenizer_u16_matches_peer_table(work: Path) -> None:
     assert gramdex("build", "-i", work / "corpus", "-o", out, "--tokenizer", WIKI_TOKENIZER,
                    "--shards", "3", "-q") == 0
     m = read_manifest(out)
-    assert m.token_width == 2 and m.tokenizer_file == "tokenizer.json"
-    tok = tokenizers.Tokenizer.from_file(str(out / "tokenizer.json"))
+    assert m.token_width == 2 and m.tokenizer_file == "tokenizer.json.gz"
+    # stored gzipped, without a name or time in the gzip header: the same bytes on every build
+    stored_json = gzip.decompress((out / "tokenizer.json.gz").read_bytes())
+    assert stored_json == gzip.decompress(WIKI_TOKENIZER.read_bytes())
+    tok = tokenizers.Tokenizer.from_str(stored_json.decode("utf-8"))
     first_doc = json.loads((work / "corpus" / "a.jsonl").read_text().splitlines()[0])["text"]
     stored = shard_tokens(out, 0, 2)
     ends = list(np.flatnonzero(stored == 0xFFFF)) + [len(stored)]
@@ -152,7 +155,7 @@ def test_trained_tokenizer_is_deterministic(work: Path) -> None:
     assert gramdex("build", *args, "-o", work / "two", "--threads", "1") == 0
     assert file_bytes(work / "one") == file_bytes(work / "two")
     m = read_manifest(work / "one")
-    assert m.token_width == 2 and m.vocab_size <= 300 and (work / "one" / "tokenizer.json").exists()
+    assert m.token_width == 2 and m.vocab_size <= 300 and (work / "one" / "tokenizer.json.gz").exists()
     assert gramdex("verify", "--full", work / "one") == 0
     check_against_peer_engine(work / "one")
 
@@ -315,7 +318,7 @@ def test_every_file_is_on_disk_before_the_index_appears(work: Path, monkeypatch:
     assert gramdex("build", "-i", work / "corpus", "-o", out, "--bytes", "--shards", "2", "--quiet") == 0
     visible = events.index(("rename", "idx"))
     synced = {name for kind, name in events[:visible] if kind == "fsync"}
-    expected = {p.name for p in out.iterdir()} - {"tokenizer.json"}  # --bytes: no tokenizer file
+    expected = {p.name for p in out.iterdir()}
     synced |= {n.replace("sorting.", "table.") for n in synced}  # a table is written as sorting.N, then renamed
     assert expected <= synced, expected - synced
     assert ".idx.partial" in synced  # the work directory's entries

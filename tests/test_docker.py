@@ -112,7 +112,7 @@ def test_install_build_start_and_query(installed: dict[str, str]) -> None:
     built = _script("build-index.sh", env)
     assert built.returncode == 0, built.stderr
     index = Path(env["GRAMDEX_INDEX_ROOT"]) / "news"
-    assert (index / "index.json").is_file() and (index / "tokenizer.json").is_file()
+    assert (index / "index.json").is_file() and (index / "tokenizer.json.gz").is_file()
     again = _script("build-index.sh", env)
     assert again.returncode == 0 and "exists; keeping it" in again.stdout
     assert _script("healthcheck.sh", env).returncode == 1  # nothing listens yet

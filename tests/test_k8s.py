@@ -5,6 +5,7 @@ worker processes the way the Indexed Job runs its pods, gives the same shards as
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import subprocess
@@ -130,7 +131,8 @@ def test_indexed_job_workers_as_processes_equal_a_single_build(tmp_path: Path) -
     gramdex = [sys.executable, "-m", "index_tools.cli"]
     subprocess.run([*gramdex, "build", "-i", str(corpus / "docs"), "-o", str(trained), "-q", "--train-tokenizer",
                     "--vocab-size", "300"], cwd=REPO, check=True)
-    (corpus / "tokenizer.json").write_bytes((trained / read_manifest(trained).tokenizer_file).read_bytes())  # type: ignore[operator]
+    stored = trained / read_manifest(trained).tokenizer_file  # type: ignore[operator]
+    (corpus / "tokenizer.json").write_bytes(gzip.decompress(stored.read_bytes()))
     small = ["--threads", "1", "--memory-gb", "1"]
 
     def adapt(args: list[str]) -> list[str]:  # the cluster's threads and memory are not this machine's

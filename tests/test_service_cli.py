@@ -16,7 +16,7 @@ def test_demo_index_is_built_once_and_served(make_server, tmp_path: Path, monkey
     monkeypatch.setattr(demo, "VOCAB_SIZE", 600)
     monkeypatch.setenv("GRAMDEX_CACHE_DIR", str(tmp_path / "cache"))
     path = demo.demo_index()
-    assert (path / "index.json").exists() and (path / "tokenizer.json").exists()
+    assert (path / "index.json").exists() and (path / "tokenizer.json.gz").exists()
     stamp = (path / "table.0").stat().st_mtime_ns
     assert demo.demo_index() == path and (path / "table.0").stat().st_mtime_ns == stamp  # cached
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".demo-build-")]  # no leftovers
@@ -31,10 +31,10 @@ def test_index_option_for_an_index_without_manifest(indexes: Indexes, tmp_path: 
     bare = tmp_path / "bare"
     bare.mkdir()
     for f in indexes.text.iterdir():
-        if f.name not in ("index.json", "tokenizer.json"):
+        if f.name not in ("index.json", "tokenizer.json.gz"):
             (bare / f.name).symlink_to(f)
     cfg = write_config(tmp_path / "none.toml", {})
-    spec = f"wiki={bare},tokenizer={indexes.text / 'tokenizer.json'},token_width=2,eos_token_id=0"
+    spec = f"wiki={bare},tokenizer={indexes.text / 'tokenizer.json.gz'},token_width=2,eos_token_id=0"
     srv = Server(cfg, "--index", spec)
     try:
         info = srv.client.get("/v1/indexes").json()["indexes"]
