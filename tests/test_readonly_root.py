@@ -106,8 +106,13 @@ for name in sorted(os.listdir("/")):
             skeleton.add(name)  # the image's own directory, or one the image's user could not enter
         else:
             bind_ro(host, inside(host))
+
+def under_tmpfs(host):
+    return any(host == t or host.startswith(t.rstrip("/") + "/") for t in cfg["tmpfs"])
+
+
 for host in cfg["expose"]:  # host paths the sandbox needs (the venv, its Python, the checkout) under skeleton dirs
-    if host.strip("/").split("/")[0] in skeleton:
+    if host.strip("/").split("/")[0] in skeleton and not under_tmpfs(host):  # those under a tmpfs: after it
         os.makedirs(inside(host), 0o755, exist_ok=True)
         bind_ro(host, inside(host))
 for path, uid, gid, mode in cfg["dirs"]:
@@ -132,6 +137,12 @@ mount("--bind", "/dev", inside("/dev"))
 mount("-o", "remount,bind,ro", inside("/dev"))
 for path in cfg["tmpfs"]:
     mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev,noexec", "tmpfs", inside(path))
+rebound = []
+for host in sorted(cfg["expose"]):  # a checkout (and its venv) under /tmp, which the tmpfs just covered: bound back
+    if under_tmpfs(host) and not any(host.startswith(b + "/") for b in rebound):  # (--rbind brings what is inside)
+        os.makedirs(inside(host), 0o755, exist_ok=True)
+        bind_ro(host, inside(host))
+        rebound.append(host)
 mount("-o", "remount,ro", root)
 
 os.chroot(root)
