@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from native.manifest import read_tokenizer_text
+
 # gzipped (a quarter of the size; the service, the engine's tools and HFTokenizer.from_file read it as is):
 # an index's own files stay within the peer's bytes per token although gramdex's also carry the tokenizer
 TOKENIZER_FILE = "tokenizer.json.gz"
@@ -103,9 +105,7 @@ class HFTokenizer(Tokenizer):
 
     @classmethod
     def from_file(cls, path: Path) -> HFTokenizer:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-            return cls(f.read())
+        return cls(read_tokenizer_text(path))
 
     def _reference(self, texts: list[str], dtype: np.dtype) -> list[np.ndarray]:
         encs = self._tok.encode_batch_fast(texts, add_special_tokens=False) \

@@ -3,6 +3,7 @@ byte-identical)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,3 +102,10 @@ def check_file_sizes(directory: Path, manifest: Manifest) -> None:
             if actual.stat().st_size != size:
                 raise ManifestError(f"{actual}: size {actual.stat().st_size} differs from {size} recorded in "
                                     f"{MANIFEST_FILE} (truncated or replaced)")
+
+
+def read_tokenizer_text(path: Path) -> str:
+    """A `tokenizers` JSON file's text, gunzipped when its name ends in .gz (as an index stores its tokenizer)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        return str(f.read())

@@ -1,4 +1,5 @@
-"""Running engine calls off the event loop: bounded thread pools, per-request deadlines, and size limits."""
+"""Running engine calls off the event loop (bounded lanes of native and Python threads), per-request deadlines, and
+size limits."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class ServiceState:
             raise from_engine(exc) from None
         finally:
             QUEUED.labels(lane.name).dec()
-            if isinstance(work, Call):
+            if isinstance(work, Call) and work.run_seconds:  # not when refused before it ran (full lane, deadline)
                 timing.append(work.run_seconds)
             if timing:
                 observe_engine(op, index, timing[0])

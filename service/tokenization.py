@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Protocol
+
+from native.manifest import read_tokenizer_text
 
 
 class Codec(Protocol):
@@ -42,9 +43,7 @@ class HFCodec:
     def __init__(self, path: Path, add_prefix_space: bool | None = None) -> None:
         import tokenizers
 
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-            text = f.read()
+        text = read_tokenizer_text(path)
         self._tok = tokenizers.Tokenizer.from_str(text)
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
         self.name = path.name.removesuffix(".gz")

@@ -9,7 +9,6 @@ P_1(w) = (c(w) + 1) / (N + V + 1) (add-one, with one extra slot shared by all un
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from native.engine import Engine
+from native.manifest import read_tokenizer_text
 
 
 class CorpusLM(Protocol):
@@ -54,9 +54,7 @@ class InfiniGram:
         self.engine = Engine(index_dir)
         manifest = self.engine.manifest
         name = manifest.tokenizer_file if manifest is not None and manifest.tokenizer_file else "tokenizer.json"
-        opener = gzip.open if name.endswith(".gz") else open
-        with opener(index_dir / name, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-            tok = json.load(f)
+        tok = json.loads(read_tokenizer_text(index_dir / name))
         self.ids: dict[str, int] = tok["model"]["vocab"]
         self.unk = self.ids[tok["model"]["unk_token"]]
         counts = self.engine.unigram_counts(0)
