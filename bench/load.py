@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.heldout import NgramSampler
+from bench.process_tree import process_tree
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -222,16 +223,6 @@ def start_server(port: int, summarizer_workers: int) -> subprocess.Popen[bytes]:
     raise SystemExit("server did not start")
 
 
-def _tree(pid: int) -> list[int]:
-    out = [pid]
-    try:
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            out += _tree(int(child))
-    except OSError:
-        pass
-    return out
-
-
 def usage(pid: int) -> tuple[float, float, int]:
     """(server RSS MiB, RSS of server plus its workers MiB, server open fds)."""
     def rss(p: int) -> float:
@@ -243,7 +234,7 @@ def usage(pid: int) -> tuple[float, float, int]:
             pass
         return 0.0
 
-    return rss(pid), sum(rss(p) for p in _tree(pid)), len(os.listdir(f"/proc/{pid}/fd"))
+    return rss(pid), sum(rss(p) for p in process_tree(pid)), len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def pct(values: list[float], p: float) -> float:
