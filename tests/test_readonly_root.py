@@ -111,10 +111,29 @@ def under_tmpfs(host):
     return any(host == t or host.startswith(t.rstrip("/") + "/") for t in cfg["tmpfs"])
 
 
+def expose(host):
+    """host's tree, read-only, at the same place; a directory the image's user could not enter (a checkout in a
+    `mktemp -d` directory, mode 700) is recreated enterable, holding its entries bound one by one"""
+    os.makedirs(inside(host), 0o755, exist_ok=True)
+    if os.stat(host).st_mode & stat.S_IXOTH:
+        bind_ro(host, inside(host))
+        return
+    for name in os.listdir(host):
+        src, dst = os.path.join(host, name), os.path.join(inside(host), name)
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), dst)
+            continue
+        if os.path.isdir(src):
+            os.mkdir(dst, 0o755)
+        else:
+            open(dst, "wb").close()
+        bind_ro(src, dst)
+    bind_ro(inside(host), inside(host))  # the recreated directory itself read-only too, as the host's bind would be
+
+
 for host in cfg["expose"]:  # host paths the sandbox needs (the venv, its Python, the checkout) under skeleton dirs
     if host.strip("/").split("/")[0] in skeleton and not under_tmpfs(host):  # those under a tmpfs: after it
-        os.makedirs(inside(host), 0o755, exist_ok=True)
-        bind_ro(host, inside(host))
+        expose(host)
 for path, uid, gid, mode in cfg["dirs"]:
     os.makedirs(inside(path), 0o755, exist_ok=True)
     os.chown(inside(path), uid, gid)
@@ -140,8 +159,7 @@ for path in cfg["tmpfs"]:
 rebound = []
 for host in sorted(cfg["expose"]):  # a checkout (and its venv) under /tmp, which the tmpfs just covered: bound back
     if under_tmpfs(host) and not any(host.startswith(b + "/") for b in rebound):  # (--rbind brings what is inside)
-        os.makedirs(inside(host), 0o755, exist_ok=True)
-        bind_ro(host, inside(host))
+        expose(host)
         rebound.append(host)
 mount("-o", "remount,ro", root)
 
