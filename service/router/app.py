@@ -8,11 +8,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
 from service import errors
-from service.app import API_VERSION, PROBLEM_RESPONSES, BodyLimit, JsonBodies, authorize, summarizer_lifetime
+from service.api_route import api_router, declare_bearer
+from service.app import API_VERSION, PROBLEM_RESPONSES, BodyLimit, JsonBodies, summarizer_lifetime
 from service.documents import document
 from service.errors import Problem
 from service.limits import check_max
@@ -26,7 +27,7 @@ from service.settings import Settings, load_settings
 from service.summarize.router import router as summarize_router
 
 READY_TIMEOUT_S = 2.0
-indexes = APIRouter(prefix="/v1/indexes", tags=["indexes"])
+indexes = api_router(prefix="/v1/indexes", tags=["indexes"])
 ops = APIRouter(tags=["operations"])
 
 
@@ -102,10 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="gramdex router", version=API_VERSION, lifespan=lifespan,
                   description="The gramdex /v1 API over shard servers: answers equal one server holding all shards.")
     errors.install(app)
-    protected = [Depends(authorize)]
-    app.include_router(indexes, dependencies=protected, responses=PROBLEM_RESPONSES)
-    app.include_router(queries.router, dependencies=protected, responses=PROBLEM_RESPONSES)
-    app.include_router(summarize_router, dependencies=protected, responses=PROBLEM_RESPONSES)
+    declare_bearer(app)
+    app.include_router(indexes, responses=PROBLEM_RESPONSES)  # these routers' routes check API keys
+    app.include_router(queries.router, responses=PROBLEM_RESPONSES)
+    app.include_router(summarize_router, responses=PROBLEM_RESPONSES)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"])
     app.include_router(ops)

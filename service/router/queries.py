@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from native.results import Document
 from service import inputs
+from service.api_route import api_router
 from service.documents import document, needles_of
 from service.errors import Problem
 from service.limits import Deadline, check_max
@@ -36,7 +37,7 @@ from service.schemas import (
     SearchRequest,
 )
 
-router = APIRouter(prefix="/v1/indexes/{index}", tags=["queries"])
+router = api_router(prefix="/v1/indexes/{index}", tags=["queries"])
 PARTIAL = Field(default=False, description="router: answer from the shard groups that are up, flagged partial, "
                                            "instead of 503 when one is down")
 

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import inputs
+from service.api_route import api_router
 from service.documents import compat_document, needles_of
 from service.errors import Problem
 from service.limits import Deadline, check_max
 from service.registry import LoadedIndex
 from service.state import ServiceState, state
 
-router = APIRouter(tags=["infini-gram compatible"])
+router = api_router(tags=["infini-gram compatible"])
 QUERY_TYPES = ("count", "prob", "ntd", "infgram_prob", "infgram_ntd", "search_docs", "find")
 
 

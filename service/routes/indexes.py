@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
+from service.api_route import api_router
 from service.documents import document
 from service.errors import Problem
 from service.examples import example_responses
@@ -12,7 +13,7 @@ from service.limits import check_max
 from service.schemas import DocumentOut, IndexList
 from service.state import state
 
-router = APIRouter(prefix="/v1/indexes", tags=["indexes"])
+router = api_router(prefix="/v1/indexes", tags=["indexes"])
 
 
 @router.get("", response_model=IndexList, responses=example_responses("indexes"),

@@ -10,18 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field, model_validator
 
 from native.results import Document
+from service.api_route import api_router
 from service.errors import Problem
 from service.limits import Deadline, check_cnf, check_max, check_tokens
 from service.registry import LoadedIndex
 from service.schemas import Cnf, Ids, Strict, Timeout
 from service.state import ServiceState, state
 
-router = APIRouter(prefix="/v1/internal/indexes/{index}", include_in_schema=False)
+router = api_router(prefix="/v1/internal/indexes/{index}", include_in_schema=False)
 MAX_BATCH = 4096  # queries per batched call (score asks two per token)
 
 

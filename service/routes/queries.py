@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from service import inputs
+from service.api_route import api_router
 from service.documents import document, needles_of
 from service.examples import example_responses
 from service.limits import Deadline, check_max
@@ -29,7 +30,7 @@ from service.schemas import (
 )
 from service.state import state
 
-router = APIRouter(prefix="/v1/indexes/{index}", tags=["queries"])
+router = api_router(prefix="/v1/indexes/{index}", tags=["queries"])
 
 
 def _ok(body: dict[str, Any]) -> JSONResponse:

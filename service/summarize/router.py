@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api_route import api_router
 from service.errors import PROBLEMS, Problem
 from service.summarize.gateway import DeadlineError, NoWorkerError, QueueFullError, WorkerError, WorkerPool
 
 MAX_TEXT_CHARS = 200_000   # about 30,000 words: the cache model is quadratic in the document's length
 MAX_BATCH = 32
 
-router = APIRouter(tags=["summarize"])
+router = api_router(tags=["summarize"])
 
 
 _EXAMPLE_TEXT = ("the city council approved a new budget on tuesday . the budget raises spending on schools by ten "
