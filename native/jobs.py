@@ -86,12 +86,13 @@ class Call(Generic[T]):
 
 
 class Pool:
-    """`threads` native threads running Calls; finished ones are announced on `notify_fd` (8-byte writes)."""
+    """`threads` native threads running Calls; finished ones are announced on `notify_fd` (8-byte writes). `nice`
+    (0-19) lowers the threads' scheduling priority (Linux)."""
 
-    def __init__(self, threads: int, notify_fd: int) -> None:
+    def __init__(self, threads: int, notify_fd: int, nice: int = 0) -> None:
         out = ffi.new("gd_pool **")
         err = ffi.new("gd_error *")
-        raise_status(lib.gd_pool_open(threads, notify_fd, out, err), err)
+        raise_status(lib.gd_pool_open(threads, notify_fd, nice, out, err), err)
         self._pool: Any = out[0]
         self._running: dict[int, Call[Any]] = {}  # keeps every submitted call's memory alive until it is taken
         self._tags = itertools.count(1)

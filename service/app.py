@@ -12,17 +12,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import errors, file_leases
 from service.api_route import declare_bearer
 from service.metrics import MetricsMiddleware
 from service.registry import Registry
 from service.reload import index_configs, reload
+from service.request_gate import RequestGate
 from service.routes import admin, compat, explorer, indexes, internal, ops, queries
 from service.schemas import ProblemOut
-from service.settings import Settings, load_settings
+from service.settings import Limits, Settings, load_settings
 from service.state import ServiceState
 from service.summarize.gateway import PoolConfig, WorkerPool
 from service.summarize.router import router as summarize_router
@@ -34,72 +33,6 @@ _problem = {"model": ProblemOut,
             "description": "RFC 9457 problem details; `type` is urn:gramdex:problem:<slug>, one per kind of error: "
                            + ", ".join(f"{slug} ({status})" for slug, (status, _) in errors.PROBLEMS.items())}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {"4XX": _problem, "5XX": _problem}
-class BodyLimit:
-    """413 before reading a body that says (Content-Length) or turns out (chunked) to be over the limit;
-    431 for headers over their limit (the HTTP parser itself sets none)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: object, max_header_bytes: object) -> None:
-        self.app = app
-        self.max_bytes = max_bytes  # callables returning the current limits (they change on reload)
-        self.max_header_bytes = max_header_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        header_limit: int = self.max_header_bytes()  # type: ignore[operator]
-        header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-        if header_bytes > header_limit:
-            p = errors.Problem("headers-too-large", f"the headers are over {header_limit} bytes")
-            await _send_problem(send, p, scope["path"])
-            return
-        limit: int = self.max_bytes()  # type: ignore[operator]
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                p = errors.Problem("body-too-large", f"the body is over {limit} bytes")
-                await _send_problem(send, p, scope["path"])
-                return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise StarletteHTTPException(413, f"the body is over {limit} bytes")
-            return message
-
-        await self.app(scope, counted, send)
-
-
-class JsonBodies:
-    """415 for a body declared as anything but JSON; a request without Content-Type is read as JSON."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            for name, value in scope["headers"]:
-                media = value.split(b";", 1)[0].strip().lower()
-                if name == b"content-type" and media != b"application/json" and not media.endswith(b"+json"):
-                    declared = media.decode("latin-1")
-                    p = errors.Problem("unsupported-media-type", f"send application/json, not {declared}")
-                    await _send_problem(send, p, scope["path"])
-                    return
-        await self.app(scope, receive, send)
-
-
-async def _send_problem(send: Send, p: errors.Problem, path: str) -> None:
-    import json
-
-    body = json.dumps(p.body(path)).encode()
-    await send({"type": "http.response.start", "status": p.status,
-                "headers": [(b"content-type", errors.PROBLEM_JSON.encode()),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for the given settings; without, the settings this process's environment names (uvicorn workers)."""
     settings = settings or load_settings()
@@ -140,9 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router, responses=PROBLEM_RESPONSES)
     app.include_router(ops.router)
     app.include_router(explorer.router)
-    app.add_middleware(JsonBodies)
-    app.add_middleware(BodyLimit, max_bytes=lambda: _limits(app).max_body_bytes,
-                       max_header_bytes=lambda: _limits(app).max_header_bytes)
+    app.add_middleware(RequestGate, limits=lambda: _limits(app))
     app.add_middleware(MetricsMiddleware, known_index=registry.has)
     return app
 
@@ -154,7 +85,7 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def _limits(app: FastAPI):  # noqa: ANN202 - Limits
+def _limits(app: FastAPI) -> Limits:
     svc = getattr(app.state, "service", None)
     return svc.limits if svc is not None else Settings().limits
 

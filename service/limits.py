@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,14 +36,22 @@ class Deadline:
         return left
 
 
+def _lower_priority(nice: int) -> None:
+    """Runs on each new thread of a lane: on Linux the nice value belongs to the thread (who = 0 is the caller)."""
+    if nice and sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
 class Lane:
     """A bounded pool: native threads run engine `Call`s without the GIL, Python threads run other engine work;
     past `threads + max_queue` calls waiting or running it answers 503."""
 
-    def __init__(self, name: str, threads: int, max_queue: int, retry_after_s: int) -> None:
+    def __init__(self, name: str, threads: int, max_queue: int, retry_after_s: int, nice: int = 0) -> None:
         self.name = name
         self.threads = threads
-        self.executor = ThreadPoolExecutor(threads, thread_name_prefix=f"gramdex-{name}")
+        self.nice = nice
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix=f"gramdex-{name}", initializer=_lower_priority,
+                                           initargs=(nice,))
         self.capacity = threads + max_queue
         self.retry_after = str(retry_after_s)
         self.pending = 0  # touched only on the event loop thread
@@ -67,7 +76,7 @@ class Lane:
         if self._native is None or self._native.loop is not loop:
             if self._native is not None:
                 self._native.close()
-            self._native = NativeRunner(self.threads, loop)
+            self._native = NativeRunner(self.threads, loop, self.nice)
         return self._native
 
     def shutdown(self) -> None:
@@ -84,10 +93,10 @@ class NativeRunner:
     """The engine's native pool wired to an asyncio loop: an eventfd wakes the loop once per batch of finished
     calls, and no Python thread takes the GIL to run a query."""
 
-    def __init__(self, threads: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, threads: int, loop: asyncio.AbstractEventLoop, nice: int = 0) -> None:
         self.loop = loop
         self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._pool = Pool(threads, self._fd)
+        self._pool = Pool(threads, self._fd, nice)
         self._waiting: dict[Call[Any], asyncio.Future[Any]] = {}
         loop.add_reader(self._fd, self._collect)
 
@@ -148,7 +157,7 @@ class Pools:
 
     def __init__(self, c: Concurrency) -> None:
         self.fast = Lane("fast", c.fast_threads, c.max_queue, c.retry_after_s)
-        self.slow = Lane("slow", c.slow_threads, c.max_queue, c.retry_after_s)
+        self.slow = Lane("slow", c.slow_threads, c.max_queue, c.retry_after_s, c.slow_nice)
 
     def shutdown(self) -> None:
         self.fast.shutdown()

@@ -7,6 +7,7 @@ merged on each scrape.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -33,8 +34,15 @@ QUEUED = Gauge("gramdex_pool_pending", "Engine calls running or queued, by pool"
                multiprocess_mode="livesum")
 
 
+# children by label values: prometheus_client validates and takes a lock on every labels() call, on the event loop's
+# path of every request; the label sets are bounded (see above), so the caches are too
+_request_child = functools.lru_cache(maxsize=4096)(REQUEST_SECONDS.labels)
+_engine_child = functools.lru_cache(maxsize=4096)(ENGINE_SECONDS.labels)
+pending = functools.lru_cache(maxsize=16)(QUEUED.labels)
+
+
 def observe_engine(op: str, index: str, seconds: float) -> None:
-    ENGINE_SECONDS.labels(op, index).observe(seconds)
+    _engine_child(op, index).observe(seconds)
 
 
 def render() -> tuple[bytes, str]:
@@ -75,7 +83,7 @@ class MetricsMiddleware:
             index = scope.get("path_params", {}).get("index") or scope.get("state", {}).get("index") or ""
             if index and not self.known_index(index):  # type: ignore[operator]
                 index = "unknown"
-            REQUEST_SECONDS.labels(template, scope["method"], index, str(status)).observe(time.perf_counter() - start)
+            _request_child(template, scope["method"], index, str(status)).observe(time.perf_counter() - start)
             problem = scope.get("state", {}).get("problem")
             if problem:
                 ERRORS.labels(problem, template).inc()

@@ -81,6 +81,9 @@ class Concurrency(BaseModel):
     # ntd reads O(max_support) suffix-array entries whatever the corpus size (one sample per `unit` ranks), so up to
     # this max_support it is a cheap call (fast lane); above it, or for infgram_ntd's extra searches, the slow lane
     fast_ntd_max_support: int = Field(default=1000, ge=0)
+    # the slow lane's threads run at this nice value: on a busy machine a CNF query that takes a core for seconds
+    # then leaves the CPU to the event loop and the cheap queries, and still gets what they leave
+    slow_nice: int = Field(default=10, ge=0, le=19)
 
 
 class Summarizer(BaseModel):

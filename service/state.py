@@ -13,7 +13,7 @@ from native.jobs import Call
 from service.auth import Guard
 from service.errors import from_engine
 from service.limits import Lane, Pools
-from service.metrics import QUEUED, observe_engine
+from service.metrics import observe_engine, pending
 from service.registry import Registry
 from service.settings import Settings
 
@@ -44,13 +44,14 @@ class ServiceState:
             finally:
                 timing.append(time.perf_counter() - start)
 
-        QUEUED.labels(lane.name).inc()
+        queued = pending(lane.name)
+        queued.inc()
         try:
             result = await lane.run(work if isinstance(work, Call) else timed)
         except GramdexError as exc:
             raise from_engine(exc) from None
         finally:
-            QUEUED.labels(lane.name).dec()
+            queued.dec()
             if isinstance(work, Call) and work.run_seconds:  # not when refused before it ran (full lane, deadline)
                 timing.append(work.run_seconds)
             if timing:

@@ -54,6 +54,8 @@ class HFCodec:
             spec = json.loads(text)
             add_prefix_space = "ByteLevel" in json.dumps([spec.get("pre_tokenizer"), spec.get("decoder")])
         self.add_prefix_space = add_prefix_space
+        # every answer names its tokens: one list lookup each instead of a call into the tokenizer
+        self._names = [self._tok.id_to_token(i) or f"<{i}>" for i in range(self.vocab_size)]
 
     def encode(self, text: str) -> list[int]:
         if self.add_prefix_space and text and not text[0].isspace():
@@ -64,7 +66,8 @@ class HFCodec:
         return self._tok.decode([i for i in ids if i < self.vocab_size], skip_special_tokens=False)
 
     def tokens(self, ids: list[int]) -> list[str]:
-        return [self._tok.id_to_token(i) or f"<{i}>" for i in ids]
+        names, n = self._names, len(self._names)
+        return [names[i] if i < n else f"<{i}>" for i in ids]
 
     def token_text(self, token_id: int) -> str:
         return self.decode([token_id])

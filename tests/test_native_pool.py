@@ -4,9 +4,11 @@ service's lanes built on it bound their backlog, survive cancelled waiters and s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import select
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,39 @@ def test_an_index_stays_in_use_until_its_pooled_calls_are_done(engine: native.En
             lane.shutdown()
 
     asyncio.run(refused())
+
+
+def _thread_nice_values() -> dict[int, int]:
+    """The nice value of each of this process's threads, from /proc (field 19 of stat)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(FileNotFoundError):
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+            out[int(tid)] = int(stat[stat.rindex(")") + 2:].split()[16])
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to read per-thread nice values")
+def test_slow_lane_threads_run_at_lower_priority(engine: native.Engine) -> None:
+    """Both kinds of slow-lane thread (native pool, Python executor) take the lane's nice value; the caller's own
+    priority and the fast lane's stay as they were."""
+    before = _thread_nice_values()
+
+    async def main() -> None:
+        slow, fast = Lane("slow", 2, 4, 1, nice=7), Lane("fast", 2, 4, 1)
+        try:
+            assert await slow.run(engine.count_call([1])) == engine.count([1])
+            assert await slow.run(lambda: engine.count([2])) == engine.count([2])
+            assert await fast.run(engine.count_call([1])) == engine.count([1])
+            assert await fast.run(lambda: engine.count([2])) == engine.count([2])
+            new = {t: n for t, n in _thread_nice_values().items() if t not in before}
+            # the slow lane's 2 native threads and at least its first Python thread; none of the fast lane's
+            assert sorted(new.values()).count(7) >= 3 and set(new.values()) <= {0, 7}, new
+            assert os.getpriority(os.PRIO_PROCESS, 0) == before[threading.get_native_id()]
+        finally:
+            slow.shutdown()
+            fast.shutdown()
+
+    asyncio.run(main())
+    with pytest.raises(native.GramdexError, match="nice"):
+        Pool(1, 0, nice=20)

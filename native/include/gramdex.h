@@ -251,8 +251,10 @@ gd_status gd_job_run(gd_job *job);
 typedef struct gd_pool gd_pool;
 
 /* `threads` worker threads (1..256). After a job finishes, when the list of finished jobs was empty the
- * pool writes the 8-byte integer 1 to notify_fd (an eventfd or a pipe), so an event loop can wait on it. */
-gd_status gd_pool_open(unsigned threads, int notify_fd, gd_pool **out, gd_error *err);
+ * pool writes the 8-byte integer 1 to notify_fd (an eventfd or a pipe), so an event loop can wait on it.
+ * nice (0..19) lowers the threads' scheduling priority, so a pool of long queries yields the CPU to other work
+ * (Linux, where the nice value belongs to each thread; ignored elsewhere). */
+gd_status gd_pool_open(unsigned threads, int notify_fd, int nice, gd_pool **out, gd_error *err);
 /* Queue job (never blocks; bounding the queue is the caller's policy). GD_E_INVALID once closing. */
 gd_status gd_pool_submit(gd_pool *pool, gd_job *job, gd_error *err);
 /* Move up to cap finished jobs to out; returns how many. */

@@ -6,6 +6,9 @@
  * per batch rather than once per job. */
 #include <errno.h>
 #include <pthread.h>
+#ifdef __linux__
+#include <sys/resource.h>
+#endif
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +71,7 @@ struct gd_pool {
     gd_job *done;                    /* LIFO; the caller does not need an order */
     int closing;
     int notify_fd;
+    int nice;
     unsigned n_threads;
     pthread_t *threads;
 };
@@ -83,6 +87,10 @@ static void notify(int fd) {
 
 static void *worker(void *arg) {
     gd_pool *p = arg;
+#ifdef __linux__
+    /* who = 0 is the calling thread on Linux; a failure leaves the default priority, which is still correct */
+    if (p->nice > 0) (void)setpriority(PRIO_PROCESS, 0, p->nice);
+#endif
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->queue_head && !p->closing) pthread_cond_wait(&p->work, &p->lock);
@@ -104,11 +112,12 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-gd_status gd_pool_open(unsigned threads, int notify_fd, gd_pool **out, gd_error *err) {
+gd_status gd_pool_open(unsigned threads, int notify_fd, int nice, gd_pool **out, gd_error *err) {
     if (!out) return gd_fail(err, GD_E_INVALID, "out is NULL");
     *out = NULL;
     if (threads < 1 || threads > 256) return gd_fail(err, GD_E_INVALID, "threads must be in [1, 256], not %u", threads);
     if (notify_fd < 0) return gd_fail(err, GD_E_INVALID, "notify_fd must be an open file descriptor");
+    if (nice < 0 || nice > 19) return gd_fail(err, GD_E_INVALID, "nice must be in [0, 19], not %d", nice);
     gd_pool *p = calloc(1, sizeof *p);
     if (!p) return gd_fail(err, GD_E_NOMEM, "out of memory");
     p->threads = calloc(threads, sizeof *p->threads);
@@ -117,6 +126,7 @@ gd_status gd_pool_open(unsigned threads, int notify_fd, gd_pool **out, gd_error 
         return gd_fail(err, GD_E_NOMEM, "out of memory");
     }
     p->notify_fd = notify_fd;
+    p->nice = nice;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     for (unsigned i = 0; i < threads; i++) {

@@ -72,9 +72,11 @@ static void test_pool(const gd_engine *e) {
     if (pipe(fds) != 0) { perror("pipe"); exit(2); }
     gd_error err;
     gd_pool *pool = NULL;
-    CHECK(gd_pool_open(0, fds[1], &pool, &err) == GD_E_INVALID && pool == NULL);
-    CHECK(gd_pool_open(2, -1, &pool, &err) == GD_E_INVALID && pool == NULL);
-    CHECK(gd_pool_open(3, fds[1], &pool, &err) == GD_OK && pool);
+    CHECK(gd_pool_open(0, fds[1], 0, &pool, &err) == GD_E_INVALID && pool == NULL);
+    CHECK(gd_pool_open(2, -1, 0, &pool, &err) == GD_E_INVALID && pool == NULL);
+    CHECK(gd_pool_open(2, fds[1], -1, &pool, &err) == GD_E_INVALID && pool == NULL);
+    CHECK(gd_pool_open(2, fds[1], 20, &pool, &err) == GD_E_INVALID && pool == NULL);
+    CHECK(gd_pool_open(3, fds[1], 5, &pool, &err) == GD_OK && pool);
     if (!pool) return;
     for (int i = 0; i < N; i++) {
         gd_job *pair[2] = {&jobs[i], &direct[i]};

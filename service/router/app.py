@@ -13,11 +13,12 @@ from fastapi.responses import JSONResponse
 
 from service import errors
 from service.api_route import api_router, declare_bearer
-from service.app import API_VERSION, PROBLEM_RESPONSES, BodyLimit, JsonBodies, summarizer_lifetime
+from service.app import API_VERSION, PROBLEM_RESPONSES, summarizer_lifetime
 from service.documents import document
 from service.errors import Problem
 from service.limits import check_max
 from service.metrics import MetricsMiddleware
+from service.request_gate import RequestGate
 from service.router import queries
 from service.router.queries import fetch_documents
 from service.router.shards import ShardDown
@@ -110,8 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["operations"])
     app.add_api_route("/metrics", metrics, methods=["GET"], tags=["operations"])
     app.include_router(ops)
-    app.add_middleware(JsonBodies)
-    app.add_middleware(BodyLimit, max_bytes=lambda: settings.limits.max_body_bytes,
-                       max_header_bytes=lambda: settings.limits.max_header_bytes)
+    app.add_middleware(RequestGate, limits=lambda: settings.limits)
     app.add_middleware(MetricsMiddleware, known_index=lambda name: name in settings.router.indexes)
     return app
