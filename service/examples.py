@@ -120,6 +120,21 @@ RESPONSES: dict[str, dict[str, Any]] = {'count': {'count': 120,
                   'spans': [{'text': 'the dog sat on the garden', 'match': None}]}}
 
 
+# the shipped summarizer's answers to SummarizeRequest's examples (max_tokens 20; the batch's second: ratio 0.3)
+_SENTENCE_0 = {"index": 0, "text": "the city council approved a new budget on tuesday .", "start": 0, "end": 51,
+               "pieces": [[0, 51]]}
+_SUMMARY_20 = {"summary": "the city council approved a new budget on tuesday . critics said the plan ignores roads .",
+               "model": "gramdex-summarizer", "budget": 20, "backend": "student",
+               "sentences": [_SENTENCE_0, {"index": 2, "text": "critics said the plan ignores roads .", "start": 107,
+                                           "end": 144, "pieces": [[107, 144]]}],
+               "scores": {"saliency": 0.6756, "faithfulness": 5.7871, "support": 1.0, "tokens": 17}}
+_SUMMARY_RATIO = {"summary": "the city council approved a new budget on tuesday .", "model": "gramdex-summarizer",
+                  "budget": 11, "backend": "student", "sentences": [_SENTENCE_0],
+                  "scores": {"saliency": 0.4027, "faithfulness": 5.4421, "support": 1.0, "tokens": 10}}
+RESPONSES["summarize"] = _SUMMARY_20
+RESPONSES["summarize_batch"] = {"results": [_SUMMARY_20, _SUMMARY_RATIO]}
+
+
 def example_responses(name: str) -> dict[int | str, dict[str, Any]]:
     body = RESPONSES.get(name)
     if body is None:

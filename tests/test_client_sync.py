@@ -176,7 +176,8 @@ def test_models_mirror_the_contract() -> None:
              "NtdResponse": m.NtdResult, "NextToken": m.NextToken, "Span": m.Span, "DocumentOut": m.Document,
              "SearchResponse": m.SearchResult, "Location": m.Location, "AttributedSpan": m.AttributedSpan,
              "AttributeResponse": m.AttributeResult, "TokenScoreOut": m.TokenScore, "ScoreResponse": m.ScoreResult,
-             "IndexInfo": m.IndexInfo}
+             "IndexInfo": m.IndexInfo, "SummarizeResponse": m.Summary, "SummarySentence": m.SummarySentence,
+             "SummaryScores": m.SummaryScores}
     for name, model in pairs.items():
         assert set(model.model_fields) == set(schemas[name]["properties"]), name
         assert {f for f, info in model.model_fields.items() if info.is_required()} == set(

@@ -140,6 +140,7 @@ class SummaryScores(Result):
     faithfulness: float
     support: float
     tokens: int
+    coherence: float | None = None  # in abstractive mode's candidates
 
 
 class Summary(Result):

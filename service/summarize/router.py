@@ -8,46 +8,19 @@ on workers without an abstractive model: validation-error on `mode`), 503 (+ Ret
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse
 
 from service.api_route import api_router
 from service.errors import PROBLEMS, Problem
+from service.examples import example_responses
 from service.summarize.gateway import DeadlineError, NoWorkerError, QueueFullError, WorkerError, WorkerPool
+from service.summarize.schemas import BatchRequest, BatchResponse, SummarizeRequest, SummarizeResponse
 
 MAX_TEXT_CHARS = 200_000   # about 30,000 words: the cache model is quadratic in the document's length
-MAX_BATCH = 32
-
 router = api_router(tags=["summarize"])
-
-
-_EXAMPLE_TEXT = ("the city council approved a new budget on tuesday . the budget raises spending on schools by ten "
-                 "percent . critics said the plan ignores roads . the mayor said roads will get money next year .")
-
-
-class SummarizeRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": _EXAMPLE_TEXT, "max_tokens": 20},
-        {"text": _EXAMPLE_TEXT, "ratio": 0.5, "mode": "compressive"},
-    ]})
-
-    text: Any = None
-    max_tokens: int | None = Field(default=None, description="hard budget in words and punctuation tokens")
-    ratio: float | None = Field(default=None, description="budget as a share of the document's tokens")
-    index: str | None = Field(default=None, description="a served word-level index for the critics' P_C")
-    mode: Literal["extractive", "compressive", "abstractive"] = Field(
-        default="extractive", description="abstractive: the configured ONNX model's summary if it clears the critics' "
-        "thresholds, else the student's; the answer names the `backend` and scores both `candidates`")
-
-
-class BatchRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"documents": [{"text": _EXAMPLE_TEXT, "max_tokens": 20}, {"text": _EXAMPLE_TEXT, "ratio": 0.3}]},
-    ]})
-
-    documents: list[SummarizeRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 def _validate(req: SummarizeRequest) -> dict[str, Any]:
@@ -99,13 +72,15 @@ def _pool(request: Request) -> WorkerPool:
     return pool
 
 
-@router.post("/v1/summarize")
-async def summarize(body: SummarizeRequest, request: Request) -> Any:
-    return await _one(_pool(request), _validate(body))
+@router.post("/v1/summarize", response_model=SummarizeResponse, responses=example_responses("summarize"),
+             summary="A summary of the text within the budget, with its sentences' offsets and the critics' scores")
+async def summarize(body: SummarizeRequest, request: Request) -> JSONResponse:
+    return JSONResponse(await _one(_pool(request), _validate(body)))
 
 
-@router.post("/v1/summarize/batch")
-async def summarize_batch(body: BatchRequest, request: Request) -> Any:
+@router.post("/v1/summarize/batch", response_model=BatchResponse, responses=example_responses("summarize_batch"),
+             summary="Summaries of up to 32 documents, in order")
+async def summarize_batch(body: BatchRequest, request: Request) -> JSONResponse:
     pool = _pool(request)
     payloads = [_validate(d) for d in body.documents]
-    return {"results": await asyncio.gather(*(_one(pool, p) for p in payloads))}
+    return JSONResponse({"results": await asyncio.gather(*(_one(pool, p) for p in payloads))})
