@@ -1,10 +1,12 @@
 """The student: a one-hidden-layer network scoring sentences, a logistic head scoring deletions, both trained with
-soft labels from the candidates that survived the critics, and greedy selection under the budget."""
+soft labels from the candidates that survived the critics, and selection under the budget (greedy, or a small
+knapsack search over the best-scored sentences before the greedy fill)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
@@ -93,23 +95,49 @@ def content_trigrams(seg: Segment) -> set[tuple[str, ...]]:
 
 
 def select(doc: Sequence[Segment], scores: np.ndarray, budget: int,
-           deletions: dict[int, list[compress.Deletion]] | None = None) -> Selection:
+           deletions: dict[int, list[compress.Deletion]] | None = None, *, search: int = 0,
+           temperature: float = 0.5) -> Selection:
     """Best-scored sentences (compressed where `deletions` says) that fit the budget, skipping any that repeats a
-    content trigram already chosen (redundancy control); when not even one fits, the best one cut to the budget."""
+    content trigram already chosen (redundancy control); when not even one fits, the best one cut to the budget.
+
+    With `search` = 0, greedy by score. With `search` = K > 0, the budget is first filled as a knapsack over the K
+    best-scored sentences: of their subsets that fit and repeat no content trigram among themselves, the one with
+    the most value, a sentence's value being its length times exp(score / `temperature`) (score per token, so a
+    sentence that uses more of the budget with a similar score wins); what budget is left is then filled greedily."""
     deletions = deletions or {}
     lengths = [len(seg) - sum(d.end - d.start for d in deletions.get(i, [])) for i, seg in enumerate(doc)]
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    grams: dict[int, set[tuple[str, ...]]] = {}
     chosen: list[int] = []
+    if search > 0 and len(doc):
+        top = order[:search]
+        for i in top:
+            grams[i] = content_trigrams(doc[i])
+        value = {i: lengths[i] * float(np.exp((scores[i] - scores[top[0]]) / temperature)) for i in top}
+        best, best_value = (), 0.0
+        for r in range(1, len(top) + 1):
+            for subset in combinations(top, r):
+                if sum(lengths[i] for i in subset) > budget:
+                    continue
+                v = sum(value[i] for i in subset)
+                if v > best_value and not any(grams[a] & grams[b] for a, b in combinations(subset, 2)):
+                    best, best_value = subset, v
+        chosen = list(best)
     seen: set[tuple[str, ...]] = set()
-    used = 0
-    for i in np.argsort(-scores, kind="stable"):
-        grams = content_trigrams(doc[i])
-        if used + lengths[i] <= budget and not grams & seen:
-            chosen.append(int(i))
-            seen |= grams
+    for i in chosen:
+        seen |= grams[i]
+    used = sum(lengths[i] for i in chosen)
+    for i in order:
+        if i in chosen or used + lengths[i] > budget:
+            continue
+        g = grams[i] if i in grams else content_trigrams(doc[i])
+        if not g & seen:
+            chosen.append(i)
+            seen |= g
             used += lengths[i]
     if not chosen and len(doc):
-        best = int(np.argmax(scores))
-        return Selection((best,), (), min(budget, len(doc[best])))
+        best_one = int(np.argmax(scores))
+        return Selection((best_one,), (), min(budget, len(doc[best_one])))
     dels = tuple((i, d) for i in sorted(chosen) for d in deletions.get(i, []))
     return Selection(tuple(sorted(chosen)), dels)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from summarizer.critics import CriticParams, Thresholds
+from summarizer.features import SENTENCE_FEATURES
 from summarizer.model import Model
 from summarizer.student import Net, select, train
 from summarizer.summarize import BudgetError, Summarizer
@@ -134,7 +135,26 @@ def test_position_prior_fades_in_long_documents() -> None:
     long_text = " ".join(f"sentence number {i} talks about topic {i % 7} ." for i in range(sm.LONG_DOC[1] + 5))
     a = s.analyse(long_text)
     raw = s.sentence_scores(a)
-    assert np.allclose(s.selection_scores(a), (raw - raw.mean()) / (raw.std() + 1e-9))
+    g = a.features[:, SENTENCE_FEATURES.index("graph_centrality")]
+    # past LONG_DOC[1] sentences no position prior is left, and the centrality prior has taken its place
+    assert np.allclose(s.selection_scores(a), (raw - raw.mean()) / (raw.std() + 1e-9)
+                       + sm.CENTRALITY_PRIOR * (g - g.mean()) / (g.std() + 1e-9))
+
+
+def test_knapsack_selection_fills_the_budget() -> None:
+    doc = [("a", "b", "c", "d", "e", "f"), ("g", "h", "i", "j", "k"), ("l", "m", "n", "o", "p"), ("q",)]
+    scores = np.array([1.0, 0.9, 0.8, -5.0])
+    # greedy takes the best sentence and then only the one-token one fits; the knapsack takes the two that
+    # fill the budget with nearly as good a score per token
+    assert select(doc, scores, 10).picks == (0, 3)
+    assert select(doc, scores, 10, search=3).picks == (1, 2)
+    # a sentence worth much more per token still wins, and the greedy fill uses what is left
+    assert select(doc, np.array([3.0, 0.9, 0.8, -5.0]), 10, search=3).picks == (0, 3)
+    # mutually redundant sentences are never chosen together
+    red = [("x", "new", "budget", "plan"), ("new", "budget", "plan", "y"), ("z", "w", "v")]
+    assert select(red, np.array([1.0, 0.9, 0.5]), 8, search=3).picks == (0, 2)
+    cut = select([("a", "b", "c")], np.array([1.0]), 2, search=6)
+    assert cut.truncated == 2
 
 
 def test_graph_centrality_favours_the_sentence_the_others_are_about() -> None:
