@@ -4,8 +4,10 @@ size limits."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +19,7 @@ from service.errors import Problem
 from service.settings import Concurrency, Limits
 
 T = TypeVar("T")
+log = logging.getLogger("gramdex.service")
 
 
 class Deadline:
@@ -37,9 +40,14 @@ class Deadline:
 
 
 def _lower_priority(nice: int) -> None:
-    """Runs on each new thread of a lane: on Linux the nice value belongs to the thread (who = 0 is the caller)."""
+    """Runs on each new thread of a lane: on Linux the nice value belongs to the thread (who = 0 is the caller).
+    A sandbox that refuses the call leaves the thread at the default priority, which is slower but still correct
+    (an exception here would break the lane's executor for good)."""
     if nice and sys.platform == "linux":
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as exc:
+            log.warning("could not lower the priority of thread %s: %s", threading.current_thread().name, exc)
 
 
 class Lane:

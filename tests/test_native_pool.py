@@ -207,3 +207,21 @@ def test_slow_lane_threads_run_at_lower_priority(engine: native.Engine) -> None:
     asyncio.run(main())
     with pytest.raises(native.GramdexError, match="nice"):
         Pool(1, 0, nice=20)
+
+
+def test_a_refused_priority_change_leaves_the_lane_working(engine: native.Engine,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sandbox may refuse setpriority (EPERM): the slow lane's Python threads then run at the default priority."""
+    def refuse(*_: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+
+    async def main() -> None:
+        lane = Lane("slow", 1, 4, 1, nice=5)
+        try:
+            assert await lane.run(lambda: engine.count([2])) == engine.count([2])
+        finally:
+            lane.shutdown()
+
+    asyncio.run(main())
