@@ -4,8 +4,13 @@ its output judged by the same critics as the student's (see README, "Summarizer"
 The model directory (nothing is ever fetched from a hub):
 
 - `model.onnx`: a causal LM. Input `input_ids` int64 [batch, seq]; optionally `attention_mask` and `position_ids`,
-  int64 [batch, seq] (fed all ones and 0..seq-1); no other input (no past key values: every step reruns the whole
-  sequence). Output `logits` float [batch, seq, vocab]; `vocab` must equal the tokenizer's vocabulary size.
+  int64 (fed all ones over the past and new tokens, and the new tokens' positions). Output `logits` float
+  [batch, seq, vocab]; `vocab` must equal the tokenizer's vocabulary size. Optionally a key/value cache in the
+  layout of Hugging Face exports "with past": inputs `past_key_values.<i>.key` and `.value` float
+  [batch, heads, past_seq, head_dim] with fixed heads and head_dim, and for each an output `present.<i>.key` /
+  `.value` holding the past and the new tokens. With it, each step feeds one new token (the first step the prompt,
+  past_seq 0); without it, every step reruns the whole sequence. Loading checks that the cache gives the logits a
+  full rerun gives.
 - `tokenizer.json`: a Hugging Face `tokenizers` file.
 - `gramdex-abstractive.json` (optional): `prompt` (default "{document}\\nTL;DR:", must hold "{document}" once),
   `eos_token` (default: the first of </s>, <|endoftext|>, <eos>, [EOS], <|eot_id|> in the vocabulary; null: none),
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -42,6 +48,8 @@ EOS_CANDIDATES = ("</s>", "<|endoftext|>", "<eos>", "[EOS]", "<|eot_id|>")
 _INT64 = "tensor(int64)"
 _FLOATS = ("tensor(float)", "tensor(float16)", "tensor(double)")
 _OPTIONAL_INPUTS = ("attention_mask", "position_ids")
+CacheSlot = tuple[str, str, tuple[int, int]]  # past input, present output, (heads, head_dim)
+_PAST = re.compile(r"past_key_values\.(\d+)\.(key|value)")
 log = logging.getLogger("gramdex.summarizer")
 
 
@@ -152,10 +160,17 @@ class AbstractiveModel:
         if overhead >= self.config.max_input_tokens:
             raise AbstractiveModelError(f"{directory}: the prompt alone is {overhead} tokens, leaving no room for the "
                                         f"document in max_input_tokens={self.config.max_input_tokens}")
-        logits = self._logits([0])   # the graph runs, and its vocabulary is the tokenizer's
-        if logits.shape[-1] != self.vocab_size:
-            raise AbstractiveModelError(f"{directory}: vocab size mismatch: logits have {logits.shape[-1]} entries, "
-                                        f"{TOKENIZER_FILE} has {self.vocab_size} tokens")
+        try:
+            logits, _ = self._step([0], self._empty_past(), 0)   # the graph runs; its vocabulary is the tokenizer's
+            if logits.shape[-1] != self.vocab_size:
+                raise AbstractiveModelError(f"{directory}: vocab size mismatch: logits have {logits.shape[-1]} "
+                                            f"entries, {TOKENIZER_FILE} has {self.vocab_size} tokens")
+            if self._past:
+                self._check_cache()
+        except AbstractiveModelError:
+            raise
+        except Exception as exc:  # onnxruntime's own exception types vary by version
+            raise AbstractiveModelError(f"{directory / MODEL_FILE}: fails on a three-token input: {exc}") from None
 
     @property
     def name(self) -> str:
@@ -167,11 +182,16 @@ class AbstractiveModel:
         outputs = {o.name: o for o in self.session.get_outputs()}
         if "input_ids" not in inputs:
             raise AbstractiveModelError(f"{where}: no input named input_ids (inputs: {sorted(inputs)})")
-        extra = sorted(set(inputs) - {"input_ids", *_OPTIONAL_INPUTS})
+        past = {name: i for name, i in inputs.items() if _PAST.fullmatch(name)}
+        extra = sorted(set(inputs) - {"input_ids", *_OPTIONAL_INPUTS, *past})
         if extra:
             raise AbstractiveModelError(f"{where}: inputs this backend cannot feed: {extra} (it feeds input_ids, "
-                                        f"and attention_mask and position_ids when the model has them)")
+                                        f"attention_mask and position_ids when the model has them, and "
+                                        f"past_key_values.<i>.key/.value)")
+        self._past = self._check_cache_signature(past, outputs)
         for name, i in inputs.items():
+            if name in past:
+                continue
             if i.type != _INT64:
                 raise AbstractiveModelError(f"{where}: input {name} must be int64, not {i.type}")
             if _rank(i.shape) not in (None, 2):
@@ -185,22 +205,67 @@ class AbstractiveModel:
             raise AbstractiveModelError(f"{where}: output logits must be [batch, seq, vocab], not {out.shape}")
         self._feeds = sorted(inputs)
 
+    def _check_cache_signature(self, past: dict[str, Any], outputs: dict[str, Any]) -> list[CacheSlot]:
+        """(past input, present output, (heads, head_dim)) per cache tensor, in layer order; [] without a cache."""
+        where = self.directory / MODEL_FILE
+        cache = []
+        for name in sorted(past, key=lambda n: (int(_PAST.fullmatch(n).group(1)), n)):  # type: ignore[union-attr]
+            i = past[name]
+            present = "present" + name.removeprefix("past_key_values")
+            if present not in outputs:
+                raise AbstractiveModelError(f"{where}: input {name} has no output {present} to carry the cache on")
+            if i.type not in _FLOATS or outputs[present].type != i.type:
+                raise AbstractiveModelError(f"{where}: {name} and {present} must be float of one type, not "
+                                            f"{i.type} and {outputs[present].type}")
+            shape = i.shape if isinstance(i.shape, list | tuple) else None
+            if shape is None or len(shape) != 4 or not all(isinstance(d, int) and d > 0 for d in (shape[1], shape[3])):
+                raise AbstractiveModelError(f"{where}: input {name} must be [batch, heads, past_seq, head_dim] with "
+                                            f"fixed heads and head_dim, not {i.shape}")
+            cache.append((name, present, (int(shape[1]), int(shape[3]))))
+        layers = {_PAST.fullmatch(n).group(1) for n, _, _ in cache}  # type: ignore[union-attr]
+        if len(cache) != 2 * len(layers):
+            raise AbstractiveModelError(f"{where}: every past_key_values.<i> needs both .key and .value")
+        self._cache_dtype = np.float16 if cache and past[cache[0][0]].type == "tensor(float16)" else np.float32
+        return cache
+
+    def _check_cache(self) -> None:
+        """A step on the cache must give what a rerun of the whole sequence gives (a model whose presents drop
+        or misplace tokens would otherwise decode nonsense without an error)."""
+        ids = [0, min(1, self.vocab_size - 1), min(2, self.vocab_size - 1)]
+        full, _ = self._step(ids, self._empty_past(), 0)
+        _, past = self._step(ids[:2], self._empty_past(), 0)
+        step, _ = self._step(ids[2:], past, 2)
+        if not np.allclose(full, step, rtol=1e-3, atol=1e-3):
+            raise AbstractiveModelError(f"{self.directory / MODEL_FILE}: its key/value cache does not reproduce a "
+                                        f"full rerun (largest logit difference {float(np.abs(full - step).max()):.3g})")
+
+    def _empty_past(self) -> list[np.ndarray]:
+        return [np.zeros((1, heads, 0, dim), dtype=self._cache_dtype) for _, _, (heads, dim) in self._past]
+
     def _encode(self, text: str) -> Any:
         return self.tokenizer.encode(text, add_special_tokens=True)
 
-    def _logits(self, ids: Sequence[int]) -> np.ndarray:
-        """The next-token logits after `ids` (one forward pass over the whole sequence)."""
+    def _step(self, ids: Sequence[int], past: list[np.ndarray], start: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The next-token logits after `ids`, the new tokens at positions start.. after `past` (the cache of the
+        `start` tokens before them; [] without a cache), and the cache that now covers them too."""
         x = np.asarray(ids, dtype=np.int64)[None, :]
         feed = {"input_ids": x}
         if "attention_mask" in self._feeds:
-            feed["attention_mask"] = np.ones_like(x)
+            feed["attention_mask"] = np.ones((1, start + x.shape[1]), dtype=np.int64)
         if "position_ids" in self._feeds:
-            feed["position_ids"] = np.arange(x.shape[1], dtype=np.int64)[None, :]
-        (logits,) = self.session.run(["logits"], feed)
+            feed["position_ids"] = np.arange(start, start + x.shape[1], dtype=np.int64)[None, :]
+        for (name, _, _), tensor in zip(self._past, past, strict=True):
+            feed[name] = tensor
+        logits, *present = self.session.run(["logits", *(p for _, p, _ in self._past)], feed)
+        where = self.directory / MODEL_FILE
         if logits.ndim != 3 or logits.shape[:2] != x.shape:
-            raise AbstractiveModelError(f"{self.directory / MODEL_FILE}: logits of shape {logits.shape} for input "
-                                        f"{x.shape}; expected [batch, seq, vocab]")
-        return np.asarray(logits[0, -1], dtype=np.float32)
+            raise AbstractiveModelError(f"{where}: logits of shape {logits.shape} for input {x.shape}; expected "
+                                        f"[batch, seq, vocab]")
+        for (_, name, (heads, dim)), tensor in zip(self._past, present, strict=True):
+            if tensor.shape != (1, heads, start + x.shape[1], dim):
+                raise AbstractiveModelError(f"{where}: {name} has shape {tensor.shape}; expected "
+                                            f"{(1, heads, start + x.shape[1], dim)} (past and new tokens)")
+        return np.asarray(logits[0, -1], dtype=np.float32), present
 
     def prompt_ids(self, document: str) -> tuple[list[int], bool]:
         """The prompt's token ids with the document cut (at a token boundary) so they fit max_input_tokens."""
@@ -226,11 +291,17 @@ class AbstractiveModel:
         limit = min(self.config.max_new_tokens, max_new_tokens or self.config.max_new_tokens)
         out: list[int] = []
         stopped = "max_new_tokens"
+        past = self._empty_past()
         while len(out) < limit:
             if deadline is not None and time.monotonic() >= deadline:
                 stopped = "deadline"
                 break
-            nxt = int(np.argmax(self._logits(prompt + out)))
+            if self._past:   # the cache holds every token but the last one generated
+                fed = len(prompt) + len(out) - 1 if out else 0
+                logits, past = self._step((prompt + out)[fed:], past, fed)
+            else:
+                logits, _ = self._step(prompt + out, [], 0)
+            nxt = int(np.argmax(logits))
             if nxt == self.eos_id:
                 stopped = "eos"
                 break

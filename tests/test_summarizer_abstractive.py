@@ -1,7 +1,9 @@
 """The optional abstractive backend: a tiny random causal LM built here with onnx.helper (Gather embedding -> MatMul,
 plus a position bias that can script the output), a WordLevel tokenizer trained here on a few sentences; nothing is
 fetched. Loading and validation, greedy decoding against a numpy re-computation of the same graph, truncation,
-budget and deadline, the critics' verdict, and mode "abstractive" through a real gateway and real worker processes."""
+budget and deadline, the critics' verdict, and mode "abstractive" through a real gateway and real worker processes.
+A second tiny model (one causal self-attention layer with a key/value cache in the "with past" layout) checks
+decoding on the cache against numpy, one token per step, and the refusal of broken caches."""
 
 from __future__ import annotations
 
@@ -229,7 +231,7 @@ def test_greedy_decoding_is_the_numpy_graph_and_deterministic(tmp_path: Path) ->
     g = m.generate(OTHER)
     assert g.stopped == "max_new_tokens" and len(g.token_ids) == CONFIG["max_new_tokens"]
     assert list(g.token_ids) == w.greedy(prompt, CONFIG["max_new_tokens"], eos=-1)
-    np.testing.assert_allclose(m._logits(prompt), w.logits(prompt)[-1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(m._step(prompt, [], 0)[0], w.logits(prompt)[-1], rtol=1e-5, atol=1e-5)
     assert m.generate(OTHER) == g
     assert g.text == m.tokenizer.decode(list(g.token_ids))
 
@@ -254,6 +256,163 @@ def test_eos_budget_and_deadline_stop_generation(scripted: tuple[Path, Weights])
     assert cut.stopped == "budget" and cut.text == "the city council approved a" and len(cut.token_ids) == 6
     late = m.generate(DOC, deadline=time.monotonic())
     assert (late.stopped, late.text, late.token_ids) == ("deadline", "", ())
+
+
+# --- a key/value cache ("with past" layout) ---
+
+HEADS = 2
+
+
+@dataclass
+class AttentionWeights:
+    """One causal self-attention layer (HEADS heads of DIM // HEADS) with a residual, then the output matrix."""
+
+    emb: np.ndarray      # [vocab, DIM]
+    pos: np.ndarray      # [positions, DIM]
+    wq: np.ndarray       # [DIM, DIM]
+    wk: np.ndarray
+    wv: np.ndarray
+    out: np.ndarray      # [DIM, vocab]
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        h = self.emb[np.asarray(ids)] + self.pos[:len(ids)]
+        n, d = len(ids), DIM // HEADS
+
+        def heads(x: np.ndarray) -> np.ndarray:
+            return x.reshape(n, HEADS, d).transpose(1, 0, 2)   # [HEADS, n, d]
+
+        q, k, v = heads(h @ self.wq), heads(h @ self.wk), heads(h @ self.wv)
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(d) + np.triu(np.full((n, n), -1e9, dtype=np.float32), 1)
+        att = np.exp(scores - scores.max(-1, keepdims=True))
+        att /= att.sum(-1, keepdims=True)
+        ctx = (att @ v).transpose(1, 0, 2).reshape(n, DIM)
+        return (h + ctx) @ self.out
+
+    def greedy(self, prompt: list[int], max_new: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < max_new:
+            out.append(int(np.argmax(self.logits(prompt + out)[-1])))
+        return out
+
+
+def write_cached_model(directory: Path, *, seed: int = 0, fault: str | None = None) -> AttentionWeights:
+    """The attention layer as ONNX with past_key_values.0.key/.value in and present.0.key/.value out. `fault`:
+    "stale" (the presents are the past: the new tokens dropped), "zeroed" (right shapes, the new tokens' values
+    zeroed), "no-present" (no present.0.value), "symbolic" (heads not fixed), "shuffled" (the values' heads and
+    positions swapped: attention over a cache of the wrong length fails at run time)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tok = _tokenizer()
+    tok.save(str(directory / "tokenizer.json"))
+    (directory / CONFIG_FILE).write_text(json.dumps({**CONFIG, "eos_token": None}), encoding="utf-8")
+    vocab = tok.get_vocab_size()
+    rng = np.random.default_rng(seed)
+
+    def mat(*shape: int, scale: float = 1.0) -> np.ndarray:
+        return (rng.normal(size=shape) * scale).astype(np.float32)
+
+    w = AttentionWeights(mat(vocab, DIM), mat(CONFIG["max_input_tokens"] + CONFIG["max_new_tokens"], DIM, scale=0.5),
+                         mat(DIM, DIM, scale=DIM ** -0.5), mat(DIM, DIM, scale=DIM ** -0.5),
+                         mat(DIM, DIM, scale=DIM ** -0.5), mat(DIM, vocab, scale=DIM ** -0.5))
+    d = DIM // HEADS
+    split_heads = np.array([0, 0, HEADS, d], dtype=np.int64)    # [b, s, DIM] -> [b, s, HEADS, d]
+    nodes = [
+        helper.make_node("Gather", ["E", "input_ids"], ["tok"]),
+        helper.make_node("Gather", ["P", "position_ids"], ["posv"]),
+        helper.make_node("Add", ["tok", "posv"], ["h"]),
+        *[n for name in ("q", "k", "v") for n in (
+            helper.make_node("MatMul", ["h", f"W{name}"], [f"{name}2"]),
+            helper.make_node("Reshape", [f"{name}2", "split"], [f"{name}3"]),
+            helper.make_node("Transpose", [f"{name}3"], [f"{name}4"], perm=[0, 2, 1, 3]))],   # [b, HEADS, s, d]
+        helper.make_node("Concat", ["past_key_values.0.key", "k4"], ["kall"], axis=2),
+        helper.make_node("Concat", ["past_key_values.0.value", "v4"], ["vall"], axis=2),
+        *[helper.make_node("Identity", [f"past_key_values.0.{kv}" if fault == "stale" else f"{kv[0]}all"],
+                           [f"present.0.{kv}"])
+          for kv in ("key", "value") if not (fault == "zeroed" and kv == "value")],
+        *([helper.make_node("Mul", ["v4", "nothing"], ["v0"]),
+           helper.make_node("Concat", ["past_key_values.0.value", "v0"], ["present.0.value"], axis=2)]
+          if fault == "zeroed" else []),
+        helper.make_node("Transpose", ["kall"], ["kT"], perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q4", "kT"], ["raw"]),
+        helper.make_node("Mul", ["raw", "scale"], ["scores"]),                            # [b, HEADS, s, total]
+        # causal mask over past + new: query i (position past + i) sees keys 0 .. past + i
+        helper.make_node("Shape", ["scores"], ["sshape"]),
+        helper.make_node("Slice", ["sshape", "two", "four"], ["st"]),                    # [s, total]
+        helper.make_node("ConstantOfShape", ["st"], ["ones"], value=numpy_helper.from_array(np.ones(1, np.float32))),
+        helper.make_node("Gather", ["st", "one"], ["total"]),
+        helper.make_node("Gather", ["st", "zero"], ["s"]),
+        helper.make_node("Sub", ["total", "s"], ["past_len"]),
+        helper.make_node("Trilu", ["ones", "past_len"], ["causal"], upper=0),
+        helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),    # [b, total]
+        helper.make_node("Unsqueeze", ["maskf", "mid"], ["mask4"]),                       # [b, 1, 1, total]
+        helper.make_node("Mul", ["causal", "mask4"], ["keep"]),
+        helper.make_node("Sub", ["keep", "onef"], ["gone"]),                              # 0 kept, -1 masked
+        helper.make_node("Mul", ["gone", "big"], ["penalty"]),
+        helper.make_node("Add", ["scores", "penalty"], ["masked"]),
+        helper.make_node("Softmax", ["masked"], ["att"], axis=-1),
+        *([helper.make_node("Transpose", ["vall"], ["vbad"], perm=[0, 2, 1, 3]),
+           helper.make_node("MatMul", ["att", "vbad"], ["ctx4"])] if fault == "shuffled"
+          else [helper.make_node("MatMul", ["att", "vall"], ["ctx4"])]),
+        helper.make_node("Transpose", ["ctx4"], ["ctx3"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["ctx3", "merge"], ["ctx"]),
+        helper.make_node("Add", ["h", "ctx"], ["hc"]),
+        helper.make_node("MatMul", ["hc", "Wout"], ["logits"]),
+    ]
+    inits = [numpy_helper.from_array(a, n) for a, n in [
+        (w.emb, "E"), (w.pos, "P"), (w.wq, "Wq"), (w.wk, "Wk"), (w.wv, "Wv"), (w.out, "Wout"),
+        (split_heads, "split"), (np.array([0, 0, DIM], dtype=np.int64), "merge"),
+        (np.array(1 / np.sqrt(d), dtype=np.float32), "scale"), (np.array([2], dtype=np.int64), "two"),
+        (np.array([4], dtype=np.int64), "four"), (np.array(0, dtype=np.int64), "zero"),
+        (np.array(1, dtype=np.int64), "one"), (np.array([1, 2], dtype=np.int64), "mid"),
+        (np.array(1, dtype=np.float32), "onef"), (np.array(1e9, dtype=np.float32), "big"),
+        (np.array(0, dtype=np.float32), "nothing")]]
+    heads: int | str = "heads" if fault == "symbolic" else HEADS
+    cache_in = [helper.make_tensor_value_info(f"past_key_values.0.{kv}", TensorProto.FLOAT,
+                                              ["batch", heads, "past", d]) for kv in ("key", "value")]
+    cache_out = [helper.make_tensor_value_info(f"present.0.{kv}", TensorProto.FLOAT, ["batch", heads, "total", d])
+                 for kv in ("key", "value") if not (fault == "no-present" and kv == "value")]
+    graph = helper.make_graph(
+        nodes, "tiny-attention-lm",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "total"]),
+         helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch", "seq"]), *cache_in],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", vocab]), *cache_out], inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(directory / "model.onnx"))
+    return w
+
+
+def test_a_key_value_cache_decodes_one_token_a_step_as_a_full_rerun_would(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    w = write_cached_model(tmp_path / "cached", seed=5)
+    m = AbstractiveModel(tmp_path / "cached")
+    prompt, _ = m.prompt_ids(OTHER)
+    fed: list[tuple[int, int]] = []   # (new tokens, past tokens) of every session call
+    run = m.session.run
+
+    def recording(names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        fed.append((feed["input_ids"].shape[1], feed["past_key_values.0.key"].shape[2]))
+        return run(names, feed)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(m.session, "run", recording)
+    g = m.generate(OTHER, max_new_tokens=12)
+    assert list(g.token_ids) == w.greedy(prompt, 12)
+    assert fed == [(len(prompt), 0)] + [(1, len(prompt) + k) for k in range(11)]
+    assert len(set(g.token_ids)) > 1   # the attention makes the answer depend on more than the last token
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("stale", r"present.0.key has shape \(1, 2, 0, 4\); expected \(1, 2, 1, 4\)"),
+    ("zeroed", "does not reproduce a full rerun"),
+    ("no-present", "has no output present.0.value"),
+    ("symbolic", "fixed heads and head_dim"),
+    ("shuffled", "fails on a three-token input"),
+])
+def test_a_broken_cache_is_refused_at_load(tmp_path: Path, fault: str, message: str) -> None:
+    write_cached_model(tmp_path / fault, fault=fault)
+    with pytest.raises(AbstractiveModelError, match=message):
+        AbstractiveModel(tmp_path / fault)
 
 
 # --- the critics' verdict ---
