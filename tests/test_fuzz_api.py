@@ -75,6 +75,9 @@ WORDS = ["the", "cat", "dog", "sat", "on", "mat", "a", "red", "house", "friend",
 TEXT = st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join)
 CNF_TEXT = st.lists(st.lists(st.sampled_from(WORDS[:-1]), min_size=1, max_size=3).map(" OR ".join),
                     min_size=1, max_size=4).map(" AND ".join)
+# documents for /v1/summarize: sentences of plain words (the schema's `text: Any` alone rarely yields one)
+DOC_TEXT = st.lists(st.lists(st.sampled_from(WORDS[:11]), min_size=1, max_size=12).map(" ".join),
+                    min_size=1, max_size=6).map(" . ".join)
 IDS = st.lists(st.integers(0, 70_000), max_size=80)  # over the limit (64) and over u16's maximum at times
 CNF_IDS = st.lists(st.lists(st.lists(st.integers(0, 500), max_size=3), max_size=4), max_size=5)
 
@@ -109,6 +112,13 @@ def _semantic_body(draw: st.DrawFn, props: dict[str, Any]) -> dict[str, Any]:
             value = draw(strategy)
             if value is not None:
                 body[name] = value
+    if "text" in props:
+        body["text"] = draw(DOC_TEXT)
+        if draw(st.booleans()):
+            body["max_tokens"] = draw(st.one_of(st.integers(-1, 5), st.integers(1, 60)))
+        else:
+            body["ratio"] = draw(st.floats(0.0, 1.2))
+        body["mode"] = draw(st.sampled_from(["extractive", "compressive"]))
     if "cont" in props and "cont" not in body and "cont_id" not in body:
         body["cont_id"] = draw(st.integers(0, 400))
     if "corpus" in props:
@@ -128,7 +138,7 @@ def _body_props(op: Any) -> dict[str, Any]:
 def _cases(op: Any) -> st.SearchStrategy[Any]:
     strategies = []
     props = _body_props(op)
-    if "query" in props or "prompt" in props:
+    if "query" in props or "prompt" in props or "text" in props:
         params = {"index": "demo"} if "{index}" in op.path else None
         strategies.append(_semantic_body(props).flatmap(
             lambda b: op.as_strategy(path_parameters=params, body=b)))
