@@ -158,9 +158,9 @@ def _body_props(op: Any) -> dict[str, Any]:
 
 
 def _cases(op: Any) -> st.SearchStrategy[Any]:
-    """Where the operation has a body the handlers understand, half the cases are bodies that must answer 200 (so
-    that every operation reaches its handler in its 40 cases by design, not by chance); the rest probe the limits
-    from the handlers' semantics and from the schema alone."""
+    """Where the operation has a body the handlers understand, one branch of two yields bodies that must answer 200
+    (hypothesis drew 13-19% of 400 cases from it), so the random cases reach the handler often; the other probes
+    the limits from the handlers' semantics and from the schema alone."""
     valid, strategies = [], []
     props = _body_props(op)
     if "query" in props or "prompt" in props or "text" in props:
