@@ -52,7 +52,10 @@ def _direct_body(route: APIRoute) -> Handler | None:
     d = route.dependant
     body = d.body_params[0] if len(d.body_params) == 1 else None
     model = getattr(body, "field_info", None) and body.field_info.annotation  # type: ignore[union-attr]
-    returns = get_type_hints(route.endpoint).get("return")
+    try:
+        returns = get_type_hints(route.endpoint).get("return")
+    except (NameError, TypeError):  # a hint only a type checker can resolve: FastAPI's own handler then
+        return None
     plain = (body is not None and isinstance(model, type) and issubclass(model, BaseModel)
              and isinstance(returns, type) and issubclass(returns, Response)
              and d.request_param_name is not None and not (d.query_params or d.header_params or d.cookie_params

@@ -72,3 +72,17 @@ def test_key_is_checked_before_the_body_is_read() -> None:
     assert r.status_code == 401 and r.json()["type"].endswith(":unauthorized")
     ok = client.post("/v1/demo/count", json={"query": "x"}, headers={"authorization": "Bearer client-key-0123"})
     assert ok.status_code == 200 and "query='x'" in ok.json()["body"]
+
+
+def test_an_endpoint_whose_hints_do_not_resolve_keeps_fastapis_handler() -> None:
+    router = api_router()
+
+    async def odd(index: str, body: CountRequest, request: Request) -> JSONResponse:
+        return JSONResponse({"index": index})
+
+    odd.__annotations__["return"] = "OnlyForTypeCheckers"  # as under `if TYPE_CHECKING:` imports
+    router.add_api_route("/v1/{index}/odd", odd, methods=["POST"])
+    assert _direct_body(router.routes[0]) is None
+    app = FastAPI()
+    app.include_router(router)
+    assert TestClient(app).post("/v1/demo/odd", json={"query": "x"}).json() == {"index": "demo"}
