@@ -466,6 +466,23 @@ static inline unsigned char_at(const uint8_t *s, size_t n, size_t i, int *cls) {
     return w;
 }
 
+/* End of the run of class-cls characters that continues at byte e (the first byte of another class, or n), *last
+ * set to the start of its last character when it has any; 0 with *bad set on invalid UTF-8. */
+static size_t run_end(const uint8_t *s, size_t n, size_t e, int cls, size_t *last, size_t *bad) {
+    while (e < n) {
+        int c2;
+        unsigned w2 = char_at(s, n, e, &c2);
+        if (!w2) {
+            *bad = e;
+            return 0;
+        }
+        if (c2 != cls) break;
+        *last = e;
+        e += w2;
+    }
+    return e;
+}
+
 /* End of the GPT-2 regex match starting at s[i] (i < n), or 0 with *bad set on invalid UTF-8. */
 static size_t piece_end(const uint8_t *s, size_t n, size_t i, size_t *bad) {
     uint8_t c0 = s[i];
@@ -483,37 +500,16 @@ static size_t piece_end(const uint8_t *s, size_t n, size_t i, size_t *bad) {
         *bad = k;
         return 0;
     }
-    if (cls != GD_BPE_CLASS_SPACE) {  /* ` ?\p{L}+`, ` ?\p{N}+` or ` ?[^\s\p{L}\p{N}]+` */
-        size_t e = k + w;
-        while (e < n) {
-            int c2;
-            unsigned w2 = char_at(s, n, e, &c2);
-            if (!w2) {
-                *bad = e;
-                return 0;
-            }
-            if (c2 != cls) break;
-            e += w2;
-        }
-        return e;
-    }
+    size_t last = k;
+    if (cls != GD_BPE_CLASS_SPACE)  /* ` ?\p{L}+`, ` ?\p{N}+` or ` ?[^\s\p{L}\p{N}]+` */
+        return run_end(s, n, k + w, cls, &last, bad);
     /* Whitespace from i (s[i] is \s here: either k == i, or s[i] is the space before another \s).
      * `\s+(?!\S)` takes the run up to the end of the text, or all of it but its last character when
      * a non-space follows; a run of one character before a non-space is taken by `\s+`. */
     if (k != i) w = 1;  /* s[i] is ' ' */
-    size_t e = i + w, last = i;
-    while (e < n) {
-        int c2;
-        unsigned w2 = char_at(s, n, e, &c2);
-        if (!w2) {
-            *bad = e;
-            return 0;
-        }
-        if (c2 != GD_BPE_CLASS_SPACE) break;
-        last = e;
-        e += w2;
-    }
-    if (e < n && last > i) e = last;
+    last = i;
+    size_t e = run_end(s, n, i + w, GD_BPE_CLASS_SPACE, &last, bad);
+    if (e && e < n && last > i) e = last;
     return e;
 }
 

@@ -37,6 +37,16 @@ static int brute_cmp(const void *pa, const void *pb)
     return la < lb ? -1 : (la > lb);
 }
 
+/* expect = the suffix array of n tokens of width w by brute force */
+static void brute_sa(const uint8_t *data, size_t n, unsigned w, uint64_t *expect)
+{
+    for (size_t i = 0; i < n; i++)
+        expect[i] = i * w;
+    g_data = data;
+    g_size = n * w;
+    qsort(expect, n, sizeof *expect, brute_cmp);
+}
+
 static int write_file(const char *path, const uint8_t *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -90,11 +100,7 @@ static void test_random(const char *dir)
         if (!data || !expect)
             return;
         random_tokens(data, n_tok, w);
-        for (size_t i = 0; i < n_tok; i++)
-            expect[i] = i * w;
-        g_data = data;
-        g_size = n_tok * w;
-        qsort(expect, n_tok, sizeof *expect, brute_cmp);
+        brute_sa(data, n_tok, w, expect);
         CHECK(write_file(tok, data, n_tok * w) == 0, "write %s", tok);
         unsigned ps = gd_sa_ptr_size(n_tok * w);
         for (int p = 0; p < 4; p++) {
@@ -270,11 +276,7 @@ static void test_structured(const char *dir)
             for (unsigned b = 0; b < w; b++)
                 data[i * w + b] = (uint8_t)(t >> (8 * b));
         }
-        for (size_t i = 0; i < n; i++)
-            expect[i] = i * w;
-        g_data = data;
-        g_size = n * w;
-        qsort(expect, n, sizeof *expect, brute_cmp);
+        brute_sa(data, n, w, expect);
         CHECK(write_file(tok, data, n * w) == 0, "write %s", tok);
         gd_sa_options o = {.token_width = w, .threads = 1};
         gd_error err = {GD_OK, ""};
