@@ -467,8 +467,9 @@ static inline unsigned char_at(const uint8_t *s, size_t n, size_t i, int *cls) {
 }
 
 /* End of the run of class-cls characters that continues at byte e (the first byte of another class, or n), *last
- * set to the start of its last character when it has any; 0 with *bad set on invalid UTF-8. */
-static size_t run_end(const uint8_t *s, size_t n, size_t e, int cls, size_t *last, size_t *bad) {
+ * (when last is not NULL) set to the start of its last character when it has any; 0 with *bad set on invalid
+ * UTF-8. Inlined: it is the pre-tokenizer's inner loop. */
+static inline size_t run_end(const uint8_t *s, size_t n, size_t e, int cls, size_t *last, size_t *bad) {
     while (e < n) {
         int c2;
         unsigned w2 = char_at(s, n, e, &c2);
@@ -477,7 +478,7 @@ static size_t run_end(const uint8_t *s, size_t n, size_t e, int cls, size_t *las
             return 0;
         }
         if (c2 != cls) break;
-        *last = e;
+        if (last) *last = e;
         e += w2;
     }
     return e;
@@ -500,14 +501,13 @@ static size_t piece_end(const uint8_t *s, size_t n, size_t i, size_t *bad) {
         *bad = k;
         return 0;
     }
-    size_t last = k;
     if (cls != GD_BPE_CLASS_SPACE)  /* ` ?\p{L}+`, ` ?\p{N}+` or ` ?[^\s\p{L}\p{N}]+` */
-        return run_end(s, n, k + w, cls, &last, bad);
+        return run_end(s, n, k + w, cls, NULL, bad);
     /* Whitespace from i (s[i] is \s here: either k == i, or s[i] is the space before another \s).
      * `\s+(?!\S)` takes the run up to the end of the text, or all of it but its last character when
      * a non-space follows; a run of one character before a non-space is taken by `\s+`. */
     if (k != i) w = 1;  /* s[i] is ' ' */
-    last = i;
+    size_t last = i;
     size_t e = run_end(s, n, i + w, GD_BPE_CLASS_SPACE, &last, bad);
     if (e && e < n && last > i) e = last;
     return e;
