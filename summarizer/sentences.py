@@ -44,12 +44,27 @@ def split(text: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     start = 0
     for m in _END.finditer(text):
-        if m.group()[0] == "." and _is_abbreviation(text, m.start() + 1):
+        if m.start() < start or m.group()[0] == "." and _is_abbreviation(text, m.start() + 1):
             continue
-        _add(sentences, text, start, m.end())
-        start = m.end()
+        end = _closing_quote(text, start, m.end())
+        _add(sentences, text, start, end)
+        start = end
     _add(sentences, text, start, len(text))
     return sentences
+
+
+def _closing_quote(text: str, start: int, end: int) -> int:
+    """A straight double quote right after the end closes the quotation left open in the paragraph so far
+    (`... deterrence . " the report`, also at the end of a quotation of several sentences); it does not open the
+    next sentence."""
+    if text.count('"', text.rfind("\n", 0, start) + 1, end) % 2 == 0:
+        return end
+    after = end
+    while after < len(text) and text[after] in " \t":
+        after += 1
+    if after < len(text) and text[after] == '"' and (after + 1 == len(text) or text[after + 1].isspace()):
+        return after + 1
+    return end
 
 
 def _add(sentences: list[Sentence], text: str, start: int, end: int) -> None:

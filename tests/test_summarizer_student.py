@@ -167,3 +167,15 @@ def test_graph_centrality_favours_the_sentence_the_others_are_about() -> None:
     c = graph_centrality(vecs, {"budget": 1.0, "parks": 1.0, "rain": 1.0})
     assert np.isclose(c.mean(), 1.0) and int(np.argmax(c)) == 0 and np.isclose(c[1], c[2]) and c[1] < c[3] < c[0]
     assert np.allclose(graph_centrality([Counter()], {}), [1.0])
+
+
+def test_a_straight_closing_quote_ends_its_own_sentence() -> None:
+    from summarizer.sentences import split
+
+    text = ('he said " it is bad . it got worse . " the report , he said , was late . " yes . " ok .\n'
+            '" a new paragraph . "')
+    got = [s.words for s in split(text)]
+    assert got == [("he", "said", '"', "it", "is", "bad", "."), ("it", "got", "worse", ".", '"'),
+                   ("the", "report", ",", "he", "said", ",", "was", "late", "."), ('"', "yes", ".", '"'),
+                   ("ok", "."), ('"', "a", "new", "paragraph", ".", '"')]
+    assert all(text[s.start:s.end].split()[-1] == s.words[-1] for s in split(text))
