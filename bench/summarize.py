@@ -68,12 +68,17 @@ def _greedy(lengths: list[int], ratings: np.ndarray, budget: int) -> list[int]:
     return sorted(picks)
 
 
-def load(path: Path, per_source: int) -> dict[str, list[dict[str, Any]]]:
+def load(path: Path, per_source: int, start: int = 0) -> dict[str, list[dict[str, Any]]]:
+    """Per source, its non-empty documents number `start` to `start + per_source` (file order)."""
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: dict[str, int] = defaultdict(int)
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             d = json.loads(line)
-            if len(rows[d["source"]]) < per_source and d["document"].strip():
+            if not d["document"].strip():
+                continue
+            seen[d["source"]] += 1
+            if seen[d["source"]] > start and len(rows[d["source"]]) < per_source:
                 rows[d["source"]].append(d)
     return rows
 
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {}
     latencies: list[float] = []
     http_docs: list[str] = []
-    for source, rows in load(args.dev, args.per_source).items():
+    for source, rows in load(args.dev, args.per_source, args.start).items():
         if source not in args.sources:
             continue
         res: dict[str, list[list[float]]] = defaultdict(list)
@@ -171,6 +176,9 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_PATH)
     p.add_argument("--index", type=Path, help="word-level corpus index for the teacher's critics (gramdex distill's)")
     p.add_argument("--per-source", type=int, default=200)
+    p.add_argument("--start", type=int, default=0,
+                   help="skip each source's first START documents: report on documents no choice was made on "
+                        "(README: Choices made by dev ROUGE)")
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES,
                    help="sources to run (sumpubmed's ~4,000-word papers make the teacher column slow)")
     p.add_argument("--url", help="a running gateway, to time POST /v1/summarize")
