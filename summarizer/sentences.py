@@ -43,28 +43,32 @@ def _is_abbreviation(text: str, end: int) -> bool:
 def split(text: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     start = 0
+    quoting = False  # a straight double quote is open in the paragraph so far
     for m in _END.finditer(text):
         if m.start() < start or m.group()[0] == "." and _is_abbreviation(text, m.start() + 1):
             continue
-        end = _closing_quote(text, start, m.end())
+        quoting ^= text.count('"', start, m.end()) % 2 == 1
+        end = m.end()
+        if "\n" in m.group():  # a paragraph ends: no quotation carries over
+            quoting = False
+        elif quoting and (after := _closing_quote(text, end)) is not None:
+            end, quoting = after, False
         _add(sentences, text, start, end)
         start = end
     _add(sentences, text, start, len(text))
     return sentences
 
 
-def _closing_quote(text: str, start: int, end: int) -> int:
-    """A straight double quote right after the end closes the quotation left open in the paragraph so far
-    (`... deterrence . " the report`, also at the end of a quotation of several sentences); it does not open the
-    next sentence."""
-    if text.count('"', text.rfind("\n", 0, start) + 1, end) % 2 == 0:
-        return end
+def _closing_quote(text: str, end: int) -> int | None:
+    """Where a straight double quote standing right after a sentence's end stops, if one does: while a quotation
+    is open (`... deterrence . " the report`, also at the end of a quotation of several sentences) it closes that
+    quotation rather than opening the next sentence."""
     after = end
     while after < len(text) and text[after] in " \t":
         after += 1
     if after < len(text) and text[after] == '"' and (after + 1 == len(text) or text[after + 1].isspace()):
         return after + 1
-    return end
+    return None
 
 
 def _add(sentences: list[Sentence], text: str, start: int, end: int) -> None:

@@ -173,9 +173,10 @@ def test_a_straight_closing_quote_ends_its_own_sentence() -> None:
     from summarizer.sentences import split
 
     text = ('he said " it is bad . it got worse . " the report , he said , was late . " yes . " ok .\n'
-            '" a new paragraph . "')
+            '" a new paragraph . "\nan open " quote .\n" opens this paragraph .')
     got = [s.words for s in split(text)]
     assert got == [("he", "said", '"', "it", "is", "bad", "."), ("it", "got", "worse", ".", '"'),
                    ("the", "report", ",", "he", "said", ",", "was", "late", "."), ('"', "yes", ".", '"'),
-                   ("ok", "."), ('"', "a", "new", "paragraph", ".", '"')]
+                   ("ok", "."), ('"', "a", "new", "paragraph", ".", '"'), ("an", "open", '"', "quote", "."),
+                   ('"', "opens", "this", "paragraph", ".")]
     assert all(text[s.start:s.end].split()[-1] == s.words[-1] for s in split(text))
