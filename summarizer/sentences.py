@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"\w+(?:['’.]\w+)*|[^\w\s]")
-# a sentence ends after . ! ? (and closing quotes or brackets) followed by whitespace, or at a line break
-_END = re.compile(r"[.!?]+(?:\s*(?:''|[”’)\]]))?(?=\s)|\n+")
+# a sentence ends after . ! ? (and closing quotes or brackets) followed by whitespace, or at a line break; a
+# straight quote right against the mark closes a quotation (`bad." The`), one after a space is left to
+# _closing_quote (tokenized text writes `bad . " the` for a closing and an opening quote alike)
+_END = re.compile(r"[.!?]+(?:[\"']|\s*(?:''|[”’)\]]))?(?=\s)|\n+")
 _ABBREV = frozenset("mr mrs ms dr st jr sr prof gen col lt sgt rep sen gov no vs etc inc co corp ltd jan feb mar apr "
                     "jun jul aug sep sept oct nov dec fig al e.g i.e u.s u.k".split())
 
@@ -45,7 +47,8 @@ def split(text: str) -> list[Sentence]:
     start = 0
     quoting = False  # a straight double quote is open in the paragraph so far
     for m in _END.finditer(text):
-        if m.start() < start or m.group()[0] == "." and _is_abbreviation(text, m.start() + 1):
+        if m.start() < start or m.group()[0] == "." and _is_abbreviation(text, m.start() + 1) \
+                or _attribution_follows(text, m):
             continue
         quoting ^= text.count('"', start, m.end()) % 2 == 1
         end = m.end()
@@ -57,6 +60,15 @@ def split(text: str) -> list[Sentence]:
         start = end
     _add(sentences, text, start, len(text))
     return sentences
+
+
+def _attribution_follows(text: str, m: re.Match[str]) -> bool:
+    """`"Yes!" he said.`: after a quotation that closes against its mark, a lowercase word goes on the sentence."""
+    mark = m.group()
+    if len(mark) < 2 or mark[-1] not in "\"'" or mark[-2] not in ".!?":
+        return False
+    rest = text[m.end():m.end() + 40].lstrip()
+    return bool(rest) and rest[0].islower()
 
 
 def _closing_quote(text: str, end: int) -> int | None:

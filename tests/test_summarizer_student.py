@@ -180,3 +180,13 @@ def test_a_straight_closing_quote_ends_its_own_sentence() -> None:
                    ("ok", "."), ('"', "a", "new", "paragraph", ".", '"'), ("an", "open", '"', "quote", "."),
                    ('"', "opens", "this", "paragraph", ".")]
     assert all(text[s.start:s.end].split()[-1] == s.words[-1] for s in split(text))
+
+
+def test_untokenized_quotations_end_where_the_writer_ended_them() -> None:
+    from summarizer.sentences import split
+
+    text = ('He said "It is bad." The report was late. She said \'no.\' Then she left. "Yes!" he said. '
+            'We asked: "what is the best achievable performance?" We focus on budgets.')
+    assert [text[s.start:s.end] for s in split(text)] == [
+        'He said "It is bad."', "The report was late.", "She said 'no.'", "Then she left.", '"Yes!" he said.',
+        'We asked: "what is the best achievable performance?"', "We focus on budgets."]
