@@ -75,6 +75,7 @@ def deletions(words: Sequence[str]) -> list[Deletion]:
 
 
 _OUTLET_MAX = 5    # "( cnn )", "( the hollywood reporter )", "( cnnmoney )": a short credit in brackets
+_DASHES = frozenset("- – —".split())  # the separator after a wire dateline's credit ("--" is two "-" tokens)
 _PLACE_MAX = 8     # "tulsa , oklahoma", "west of baghdad , iraq": the dateline's place before it
 
 
@@ -96,9 +97,12 @@ def dateline(words: Sequence[str]) -> Deletion | None:
     if not all(w.isalpha() or w in ".-" for w in credit) or any(w in _FUNCTION for w in credit[1:]) \
             or credit[0] in _FUNCTION - {"the"}:
         return None
-    if _body_end(words) - (j + 1) < 4:
+    end = j + 1
+    while end < len(words) and words[end] in _DASHES:  # wire copy: "washington ( reuters ) - the fed ..."
+        end += 1
+    if _body_end(words) - end < 4:
         return None
-    return Deletion(0, j + 1, "dateline")
+    return Deletion(0, end, "dateline")
 
 
 def apply(words: Sequence[str], dels: Sequence[Deletion]) -> tuple[str, ...]:

@@ -110,6 +110,9 @@ def test_dateline_is_boilerplate_only_at_the_start() -> None:
     assert dateline(words("(The Hollywood Reporter) The film is heading to television .")).end == 5
     assert dateline(words("The budget (approved on Monday) cuts funding for parks .")) is None   # not a dateline
     assert dateline(words("( cnn ) hello .")) is None                                           # nothing left
+    for sep in ("-", "--", "—"):  # wire copy separates the credit from the text with a dash: it goes too
+        line = words(f"WASHINGTON (Reuters) {sep} The Federal Reserve held rates steady on Wednesday.")
+        assert line[dateline(line).end:][:2] == ["the", "federal"]
     s = Summarizer(Model.load()).summarize(TEXT, max_tokens=40, mode="compressive")
     assert s.sentences[0].index == 0 and s.text.startswith("the city council") and s.sentences[0].pieces[0][0] == 8
 
