@@ -193,3 +193,16 @@ def test_untokenized_quotations_end_where_the_writer_ended_them() -> None:
     assert [text[s.start:s.end] for s in split(text)] == [
         'He said "It is bad."', "The report was late.", "She said 'no.'", "Then she left.", '"Yes!" he said.',
         'We asked: "what is the best achievable performance?"', "We focus on budgets."]
+
+
+def test_a_lowercase_word_after_a_period_continues_only_where_the_writer_capitalises_sentences() -> None:
+    from summarizer.sentences import split
+
+    def texts(t: str) -> list[str]:
+        return [t[s.start:s.end] for s in split(t)]
+
+    assert texts("Dr. Smith arrived at 3 p.m. on Jan. 5. She met Mr. Jones. They used (e.g. ReLU) units.") == [
+        "Dr. Smith arrived at 3 p.m. on Jan. 5.", "She met Mr. Jones.", "They used (e.g. ReLU) units."]
+    # sentences that start lowercase (PubMed's papers, lowercased news) give no such evidence, names or not
+    assert texts("the gene is found in E. coli. the protein binds DNA. we measured it at 3 p.m. today.") == [
+        "the gene is found in E. coli.", "the protein binds DNA.", "we measured it at 3 p.m.", "today."]
