@@ -13,8 +13,9 @@ from dataclasses import dataclass
 _TOKEN = re.compile(r"\w+(?:['’.]\w+)*|[^\w\s]")
 # a sentence ends after . ! ? (and closing quotes or brackets) followed by whitespace, or at a line break; a
 # straight quote right against the mark closes a quotation (`bad." The`), one after a space is left to
-# _closing_quote (tokenized text writes `bad . " the` for a closing and an opening quote alike)
-_END = re.compile(r"[.!?]+(?:[\"']|\s*(?:''|[”’)\]]))?(?=\s)|\n+")
+# _closing_quote (tokenized text writes `bad . " the` for a closing and an opening quote alike); the full-width
+# marks of Chinese and Japanese end a sentence with no space after them, unless a quotation closes after them
+_END = re.compile(r"[.!?]+(?:[\"']|\s*(?:''|[”’)\]]))?(?=\s)|[。！？]+(?![」』”）])|\n+")
 _NEXT_START = re.compile(r"[.!?][\"'”’)\]]*\s+[\"'“‘(\[]*(\w)")
 _ABBREV = frozenset("mr mrs ms dr st jr sr prof gen col lt sgt rep sen gov no vs etc inc co corp ltd jan feb mar apr "
                     "jun jul aug sep sept oct nov dec fig al e.g i.e u.s u.k".split())

@@ -206,3 +206,11 @@ def test_a_lowercase_word_after_a_period_continues_only_where_the_writer_capital
     # sentences that start lowercase (PubMed's papers, lowercased news) give no such evidence, names or not
     assert texts("the gene is found in E. coli. the protein binds DNA. we measured it at 3 p.m. today.") == [
         "the gene is found in E. coli.", "the protein binds DNA.", "we measured it at 3 p.m.", "today."]
+
+
+def test_full_width_marks_end_sentences_without_a_space() -> None:
+    from summarizer.sentences import split
+
+    text = "東京は日本の首都です。人口は多いです！「本当？」と彼は聞いた。経済の中心でもあります"
+    assert [text[s.start:s.end] for s in split(text)] == [
+        "東京は日本の首都です。", "人口は多いです！", "「本当？」と彼は聞いた。", "経済の中心でもあります"]
