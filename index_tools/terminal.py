@@ -115,7 +115,7 @@ class Local:
         # the worker's own app, in this process: the same validation and the same answer as over HTTP
         from fastapi.testclient import TestClient
 
-        from service.summarize.worker import create_app
+        from service.summarize.worker import UnusableIndexError, create_app
         from summarizer.abstractive import AbstractiveModelError
 
         index = {"local": self.path} if self.path else {}
@@ -123,6 +123,8 @@ class Local:
             app = create_app(indexes=index, abstractive_model=self.abstractive_model)
         except AbstractiveModelError as exc:
             raise _Failure(f"--abstractive-model: {exc}") from None
+        except UnusableIndexError as exc:
+            raise _Failure(f"--index: {exc}") from None
         with TestClient(app) as c:
             body = {"text": text, "max_tokens": max_tokens, "ratio": ratio, "mode": mode,
                     "index": next(iter(index), None)}

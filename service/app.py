@@ -111,7 +111,8 @@ async def _start_summarizer(app: FastAPI, settings: Settings) -> None:
     if s.workers == 0 and not s.urls:
         return
     config = PoolConfig(local_workers=s.workers, urls=list(s.urls), model=s.model, deadline_s=s.deadline_s,
-                        max_queue=s.max_queue, abstractive_model=s.abstractive_model)
+                        max_queue=s.max_queue, abstractive_model=s.abstractive_model, indexes=dict(s.indexes),
+                        default_index=s.index)
     try:
         app.state.summarize_pool = await WorkerPool.start(config)
     except Exception:  # the API keeps serving; /v1/summarize answers 503 and the log says why

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -96,6 +96,16 @@ class Summarizer(BaseModel):
         default=None, description="an ONNX model directory (model.onnx, tokenizer.json) for mode 'abstractive'")
     deadline_s: float = Field(default=10.0, gt=0)
     max_queue: int = Field(default=32, ge=0, description="waiting documents beyond all workers' slots before 503")
+    indexes: dict[str, Path] = Field(
+        default_factory=dict, description="word-level indexes from gramdex distill that requests may name (NAME: DIR)")
+    index: str | None = Field(default=None, description="the one of `indexes` a request that names none uses")
+
+    @model_validator(mode="after")
+    def _default_index_is_listed(self) -> Summarizer:
+        if self.index is not None and self.index not in self.indexes:
+            raise ValueError(f"summarizer.index {self.index!r} is not one of summarizer.indexes "
+                             f"({', '.join(self.indexes) or 'none'})")
+        return self
 
 
 class ShardGroup(BaseModel):

@@ -47,6 +47,10 @@ class Unigram:
         return np.array([self.logprob(w) for w in words], dtype=np.float64)
 
 
+class NotWordLevelError(ValueError):
+    """The index exists but its tokenizer is not a word-level one: its token ids are not the critics' words."""
+
+
 class InfiniGram:
     """The ∞-gram LM of a word-level gramdex index (built by `gramdex distill` with summarizer's tokenizer)."""
 
@@ -55,6 +59,11 @@ class InfiniGram:
         manifest = self.engine.manifest
         name = manifest.tokenizer_file if manifest is not None and manifest.tokenizer_file else "tokenizer.json"
         tok = json.loads(read_tokenizer_text(index_dir / name))
+        kind = tok.get("model", {}).get("type") if isinstance(tok.get("model"), dict) else None
+        if kind != "WordLevel" or not tok["model"].get("unk_token"):
+            # a subword index would silently score word strings as the wrong tokens
+            raise NotWordLevelError(f"{index_dir} is not a word-level index (its tokenizer is {kind or 'unknown'}): "
+                                    "the summarizer's critics need one built by gramdex distill")
         self.ids: dict[str, int] = tok["model"]["vocab"]
         self.unk = self.ids[tok["model"]["unk_token"]]
         counts = self.engine.unigram_counts(0)

@@ -85,6 +85,8 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str], indexes: Indexe
         (["ntd", "x", "--max-support", "0", "--url", server.url, "--name", "demo"], "422"),
         (["count", "x", "--url", "http://127.0.0.1:9", "--name", "demo"], "http://127.0.0.1:9"),
         (["summarize", "Some words here.", "--index", str(indexes.text)], "exactly one of --max-tokens"),
+        (["summarize", "Some words here.", "--index", str(indexes.text), "--max-tokens", "3"],
+         "--index: index 'local' at"),  # a subword index cannot be the critics' corpus: it says so
     ]
     monkeypatch.setenv("GRAMDEX_MAX_RETRIES", "0")
     for args, message in cases:

@@ -63,7 +63,8 @@ class PoolConfig:
     urls: list[str] = field(default_factory=list)
     model: Path | None = None
     abstractive_model: Path | None = None   # an ONNX model directory for mode "abstractive" (local workers)
-    indexes: dict[str, Path] = field(default_factory=dict)
+    indexes: dict[str, Path] = field(default_factory=dict)   # word-level indexes requests may name
+    default_index: str | None = None                            # ... and the one they use when they name none
     per_worker: int = 1            # concurrent requests per worker: summarizing is CPU-bound
     max_queue: int = 32            # waiting requests beyond all workers' slots before 503
     deadline_s: float = 10.0
@@ -112,6 +113,8 @@ class WorkerPool:
             cmd += ["--abstractive-model", str(self.config.abstractive_model)]
         for name, path in self.config.indexes.items():
             cmd += ["--index", f"{name}={path}"]
+        if self.config.default_index is not None:
+            cmd += ["--default-index", self.config.default_index]
         return Worker(f"http://127.0.0.1:{port}", subprocess.Popen(cmd))
 
     async def _wait_ready(self, w: Worker) -> None:

@@ -22,7 +22,9 @@ class SummarizeRequest(BaseModel):
     text: Any = None
     max_tokens: int | None = Field(default=None, description="hard budget in words and punctuation tokens")
     ratio: float | None = Field(default=None, description="budget as a share of the document's tokens")
-    index: str | None = Field(default=None, description="a served word-level index for the critics' P_C")
+    index: str | None = Field(
+        default=None, description="one of the summarizer's word-level indexes (setting summarizer.indexes) for the "
+                                  "critics' P_C; default: setting summarizer.index, else the model's word statistics")
     mode: Literal["extractive", "compressive", "abstractive"] = Field(
         default="extractive", description="abstractive: the configured ONNX model's summary if it clears the critics' "
         "thresholds, else the student's; the answer names the `backend` and scores both `candidates`")

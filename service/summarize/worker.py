@@ -2,8 +2,8 @@
 model) and summarizes.
 
 CPU-bound work stays out of the gateway's event loop this way, and a crash or hang costs one worker, which the
-gateway's supervisor replaces. A configured abstractive model is validated at start-up: a broken one stops the
-worker with the reason rather than failing requests later.
+gateway's supervisor replaces. A configured abstractive model and every named index are validated at start-up: a
+broken one stops the worker with the reason rather than failing requests later.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,23 +60,35 @@ def _candidate(c: Candidate) -> dict[str, Any]:
     return out
 
 
+class UnusableIndexError(ValueError):
+    """A named index cannot serve the critics: missing, unreadable, or not word-level; or an unknown default."""
+
+
+def open_indexes(indexes: dict[str, Path], default: str | None) -> dict[str, InfiniGram]:
+    """Every index opened at start, so a worker given a path that cannot serve fails before taking requests."""
+    if default is not None and default not in indexes:
+        raise UnusableIndexError(f"the default index {default!r} is not among the indexes "
+                                 f"({', '.join(indexes) or 'none'})")
+    opened = {}
+    for name, path in indexes.items():
+        try:
+            opened[name] = InfiniGram(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UnusableIndexError(f"index {name!r} at {path}: {exc}") from exc
+    return opened
+
+
 def create_app(model_path: Path = DEFAULT_PATH, indexes: dict[str, Path] | None = None,
-               abstractive_model: Path | None = None) -> FastAPI:
-    """Raises AbstractiveModelError when `abstractive_model` is given and not a usable model directory."""
+               abstractive_model: Path | None = None, default_index: str | None = None) -> FastAPI:
+    """Raises AbstractiveModelError when `abstractive_model` is given and not a usable model directory, and
+    UnusableIndexError when an index cannot serve the critics."""
     summarizer = Summarizer(Model.load(model_path))
     abstractive = AbstractiveModel(abstractive_model) if abstractive_model is not None else None
-    paths = dict(indexes or {})
-    opened: dict[str, InfiniGram] = {}
-    lock = threading.Lock()
+    opened = open_indexes(dict(indexes or {}), default_index)
     app = FastAPI(title="gramdex summarize worker")
 
     def lm(name: str | None) -> InfiniGram | None:
-        if name is None:
-            return None
-        with lock:  # open each index once, on first use
-            if name not in opened:
-                opened[name] = InfiniGram(paths[name])
-            return opened[name]
+        return opened[name] if name is not None else None
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -87,9 +98,13 @@ def create_app(model_path: Path = DEFAULT_PATH, indexes: dict[str, Path] | None 
     @app.post("/summarize")
     def summarize(body: dict[str, Any]) -> Any:
         start = time.monotonic()
-        index = body.get("index")
-        if index is not None and index not in paths:
-            return _problem(404, "unknown index", f"no index named {index!r}")
+        index = body.get("index", default_index)
+        if index is not None and index not in opened:
+            return _problem(404, "unknown index",
+                            f"no summarizer index named {index!r}; this summarizer has "
+                            f"{', '.join(repr(n) for n in opened) or 'none'}. The critics need a word-level index "
+                            "from gramdex distill (setting summarizer.indexes; gramdex summarize-worker --index "
+                            "NAME=DIR); the indexes served for n-gram queries are not word-level")
         mode = body.get("mode", "extractive")
         if mode == "abstractive":
             if abstractive is None:
@@ -143,6 +158,7 @@ def add_summarize_worker_parser(sub: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--model", type=Path, default=DEFAULT_PATH)
     p.add_argument("--index", type=_index_arg, action="append", default=[], metavar="NAME=DIR",
                    help="a word-level index (from gramdex distill) that requests may name")
+    p.add_argument("--default-index", metavar="NAME", help="the index a request that names none uses")
     p.add_argument("--abstractive-model", type=Path, default=None, metavar="DIR",
                    help="an ONNX model directory (model.onnx, tokenizer.json) for mode 'abstractive'")
     return p
@@ -150,9 +166,12 @@ def add_summarize_worker_parser(sub: argparse._SubParsersAction) -> argparse.Arg
 
 def run_summarize_worker(a: argparse.Namespace) -> int:
     try:
-        app = create_app(a.model, dict(a.index), a.abstractive_model)
+        app = create_app(a.model, dict(a.index), a.abstractive_model, a.default_index)
     except AbstractiveModelError as exc:
         print(f"gramdex summarize-worker: abstractive model: {exc}", file=sys.stderr)
+        return 2
+    except UnusableIndexError as exc:
+        print(f"gramdex summarize-worker: {exc}", file=sys.stderr)
         return 2
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
     return 0
