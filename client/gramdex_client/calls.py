@@ -125,8 +125,10 @@ class Calls:
     def summarize(self, text: str, *, max_tokens: int | None = None, ratio: float | None = None,
                   index: str | None = None, mode: Literal["extractive", "compressive", "abstractive"] = "extractive",
                   ) -> Call[Summary]:
-        """`index` here is optional and independent of the default: a served word-level index for the critics.
-        `abstractive` needs a server with an abstractive model; `backend` in the answer says which text won."""
+        """`index` here is optional and independent of the client's default index: one of the server's word-level
+        summarizer indexes (setting summarizer.indexes) for the critics; without it the server's summarizer.index,
+        else the model's own word statistics. `abstractive` needs a server with an abstractive model; `backend` in
+        the answer says which text won."""
         if (max_tokens is None) == (ratio is None):
             raise ValueError("give exactly one of max_tokens and ratio")
         body = {"text": text, "mode": mode} | _options(max_tokens=max_tokens, ratio=ratio, index=index)
