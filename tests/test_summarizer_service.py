@@ -61,6 +61,13 @@ def test_bad_input_is_a_clear_problem(gateway: Gateway, body: dict[str, object],
     assert r.headers["content-type"].startswith("application/problem+json") and r.json()["detail"]
 
 
+def test_the_size_limit_is_one_the_deadline_can_serve(gateway: Gateway) -> None:
+    # the limit (60,000 characters) is set by the cache model's quadratic cost: 413 one character past it
+    text = ("the council met . " * 4000)[:60_001]
+    r = httpx.post(f"{gateway.url}/v1/summarize", json={"text": text, "max_tokens": 10}, timeout=30)
+    assert r.status_code == 413 and r.json()["limit"] == 60_000 and "60,001 characters" in r.json()["detail"]
+
+
 def test_killing_a_worker_mid_request_retries_on_another(gateway: Gateway) -> None:
     restarts = _metric("gramdex_summarize_worker_restarts_total", {"why": "exited"})
 
