@@ -51,10 +51,11 @@ def cache_prob(counts: np.ndarray, beta: float) -> np.ndarray:
     context moves the estimate towards what followed it in the cache, in proportion to how often it occurred
     there (a Dirichlet prior centred on the shorter context). Zero for a word the cache never contains.
     """
-    prompt, cont = counts[:, 0].astype(np.float64), counts[:, 1].astype(np.float64)
-    p = np.divide(cont[0], prompt[0], out=np.zeros_like(cont[0]), where=prompt[0] > 0)
+    # one suffix length at a time: a whole document's per-sentence counts in float64 would be GBs
+    prompt, cont = counts[0, 0].astype(np.float64), counts[0, 1].astype(np.float64)
+    p = np.divide(cont, prompt, out=np.zeros_like(cont), where=prompt > 0)
     for k in range(1, counts.shape[0]):
-        p = (cont[k] + beta * p) / (prompt[k] + beta)
+        p = (counts[k, 1] + beta * p) / (counts[k, 0] + beta)
     return p
 
 

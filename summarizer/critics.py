@@ -25,6 +25,7 @@ from summarizer.cache_lm import ORDER, match_counts, mixed_logprob, sentence_cou
 from summarizer.corpus_lm import CorpusLM
 
 Segment = tuple[str, ...]
+_SENTENCE_BLOCK = 64  # cache sentences per block where every sentence is scored as a summary at once
 SUPPORT_SPAN = 3
 
 
@@ -113,25 +114,30 @@ class DocumentCritic:
 
     def sentence_saliencies(self) -> np.ndarray:
         """saliency([sentence s], [s]) for every sentence at once (the student's features need them all)."""
-        n_sent, m = len(self.doc), len(self.x)
+        n_sent = len(self.doc)
         if n_sent == 0:
             return np.zeros(0)
-        counts = self._open.copy()
-        counts[:, :, np.arange(m), np.repeat(np.arange(n_sent), np.diff(self.offsets))] = 0
         p = self.params
-        mixed = mixed_logprob(counts, self.lc_x[:, None], p.lam, p.beta)
-        return ((mixed - self.lc_x[:, None]).sum(0) - self.empty) / self.norm
+        own = np.repeat(np.arange(n_sent), np.diff(self.offsets))
+        gains = np.zeros(n_sent)
+        # a block of cache sentences at a time: a copy of all of them is as large as the counts themselves
+        for lo in range(0, n_sent, _SENTENCE_BLOCK):
+            hi = min(n_sent, lo + _SENTENCE_BLOCK)
+            counts = self._open[:, :, :, lo:hi].copy()
+            mine = (own >= lo) & (own < hi)
+            counts[:, :, np.flatnonzero(mine), own[mine] - lo] = 0
+            mixed = mixed_logprob(counts, self.lc_x[:, None], p.lam, p.beta)
+            gains[lo:hi] = (mixed - self.lc_x[:, None]).sum(0)
+        return (gains - self.empty) / self.norm
 
     def sentence_dependence(self) -> np.ndarray:
         """context_loss([sentence s], [s]) / its length for every sentence at once: nats per token that the
         sentence gains from the sentences before it, i.e. how much it leans on context."""
         if not self.doc:
             return np.zeros(0)
-        if self._closed_before is None:
-            self._closed_before = np.cumsum(self._closed, axis=3) - self._closed
         lengths = np.diff(self.offsets)
         own = np.repeat(np.arange(len(self.doc)), lengths)
-        counts = self._closed_before[:, :, np.arange(len(self.x)), own]
+        counts = self.closed_before()[:, :, np.arange(len(self.x)), own]
         lc = np.concatenate([self._corpus_logprobs(seg) for seg in self.doc])
         p = self.params
         gain = mixed_logprob(counts, lc, p.lam, p.beta) - (np.log1p(-p.lam) + lc)
@@ -157,6 +163,12 @@ class DocumentCritic:
             self._lc[seg] = self.lm.logprobs(seg)
         return self._lc[seg]
 
+    def closed_before(self) -> np.ndarray:
+        """[k, c, i, s]: the counts of x_i's context (restarting at its sentence) in all the sentences before s."""
+        if self._closed_before is None:
+            self._closed_before = np.cumsum(self._closed, axis=3, dtype=self._closed.dtype) - self._closed
+        return self._closed_before
+
     def _context_logprob(self, seg: Segment, counts: np.ndarray) -> float:
         p = self.params
         return float(mixed_logprob(counts, self._corpus_logprobs(seg), p.lam, p.beta).sum())
@@ -168,10 +180,8 @@ class DocumentCritic:
         if key not in self._before:
             s = self._number.get(seg)
             if s is not None:
-                if self._closed_before is None:   # [k, c, i, s]: counts of x_i in all sentences before s
-                    self._closed_before = np.cumsum(self._closed, axis=3) - self._closed
                 rows = slice(self.offsets[s], self.offsets[s + 1])
-                counts = self._closed_before[:, :, rows, source]
+                counts = self.closed_before()[:, :, rows, source]
             else:
                 counts = sum((self._pair_counts(seg, self.doc[j]) for j in range(source)),
                              np.zeros((self.params.order + 1, 2, len(seg)), dtype=np.int32))
