@@ -69,7 +69,7 @@ def open_indexes(indexes: dict[str, Path], default: str | None) -> dict[str, Inf
     if default is not None and default not in indexes:
         raise UnusableIndexError(f"the default index {default!r} is not among the indexes "
                                  f"({', '.join(indexes) or 'none'})")
-    opened = {}
+    opened: dict[str, InfiniGram] = {}
     for name, path in indexes.items():
         try:
             opened[name] = InfiniGram(path)
