@@ -21,14 +21,19 @@ DOC = ("the city council approved a new budget on tuesday . the budget raises sp
        "the vote was seven to two . a final reading is set for march .")
 
 
-def test_serve_supervises_workers_and_answers_summaries(make_server: Any, indexes: Indexes) -> None:
-    srv = make_server({"demo": indexes.text}, "", env={"GRAMDEX_SUMMARIZER__WORKERS": "1"})
+def _wait_for_summary(srv: Any, body: dict[str, Any]) -> Any:
     end = time.monotonic() + 60
-    r = srv.client.post("/v1/summarize", json={"text": DOC, "max_tokens": 20})
+    r = srv.client.post("/v1/summarize", json=body)
     while r.status_code == 503 and time.monotonic() < end:  # workers start in the background
         assert r.headers["retry-after"] and r.json()["type"].endswith(":summarizer-unavailable")
         time.sleep(0.2)
-        r = srv.client.post("/v1/summarize", json={"text": DOC, "max_tokens": 20})
+        r = srv.client.post("/v1/summarize", json=body)
+    return r
+
+
+def test_serve_supervises_workers_and_answers_summaries(make_server: Any, indexes: Indexes) -> None:
+    srv = make_server({"demo": indexes.text}, "", env={"GRAMDEX_SUMMARIZER__WORKERS": "1"})
+    r = _wait_for_summary(srv, {"text": DOC, "max_tokens": 20})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["summary"] and all(s["text"] in DOC for s in body["sentences"])
@@ -42,15 +47,6 @@ def test_without_workers_summarize_is_a_clear_503(make_server: Any, indexes: Ind
     r = server.client.post("/v1/summarize", json={"text": DOC, "max_tokens": 20})
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert r.json()["type"].endswith(":summarizer-unavailable")
-
-
-def _wait_for_summary(srv: Any, body: dict[str, Any]) -> Any:
-    end = time.monotonic() + 60
-    r = srv.client.post("/v1/summarize", json=body)
-    while r.status_code == 503 and time.monotonic() < end:  # workers start in the background
-        time.sleep(0.2)
-        r = srv.client.post("/v1/summarize", json=body)
-    return r
 
 
 def test_the_settings_name_word_level_indexes_for_the_critics(make_server: Any, indexes: Indexes,
