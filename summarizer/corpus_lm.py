@@ -59,8 +59,9 @@ class InfiniGram:
         manifest = self.engine.manifest
         name = manifest.tokenizer_file if manifest is not None and manifest.tokenizer_file else "tokenizer.json"
         tok = json.loads(read_tokenizer_text(index_dir / name))
-        kind = tok.get("model", {}).get("type") if isinstance(tok.get("model"), dict) else None
-        if kind != "WordLevel" or not tok["model"].get("unk_token"):
+        model = tok.get("model") if isinstance(tok.get("model"), dict) else {}
+        kind = model.get("type")
+        if kind != "WordLevel" or not model.get("unk_token"):
             # a subword index would silently score word strings as the wrong tokens
             raise NotWordLevelError(f"{index_dir} is not a word-level index (its tokenizer is {kind or 'unknown'}): "
                                     "the summarizer's critics need one built by gramdex distill")

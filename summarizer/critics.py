@@ -79,12 +79,12 @@ class DocumentCritic:
         lengths = np.array([len(seg) for seg in self.doc], dtype=np.int64)
         self._open, self._closed = sentence_counts(self.x, lengths, params.order)
         self._closed_before: np.ndarray | None = None
+        self._own = np.repeat(np.arange(len(self.doc)), lengths)   # the sentence number of each token of x
         # saliency runs from 0 (empty summary: every token costs log(1 - lam)) to 1 (every sentence predicting
         # the others, the most a summary can explain); a document whose sentences share nothing keeps scale 1
         self.empty = len(self.x) * float(np.log1p(-params.lam))
         if doc:
-            own = np.repeat(np.arange(len(self.doc)), lengths)
-            whole = self._gain(self._open.sum(3) - self._open[:, :, np.arange(len(self.x)), own])
+            whole = self._gain(self._open.sum(3) - self._open[:, :, np.arange(len(self.x)), self._own])
         else:
             whole = self.empty
         self.norm = whole - self.empty if whole - self.empty > 1e-9 else 1.0
@@ -118,7 +118,7 @@ class DocumentCritic:
         if n_sent == 0:
             return np.zeros(0)
         p = self.params
-        own = np.repeat(np.arange(n_sent), np.diff(self.offsets))
+        own = self._own
         gains = np.zeros(n_sent)
         # a block of cache sentences at a time: a copy of all of them is as large as the counts themselves
         for lo in range(0, n_sent, _SENTENCE_BLOCK):
@@ -136,8 +136,7 @@ class DocumentCritic:
         if not self.doc:
             return np.zeros(0)
         lengths = np.diff(self.offsets)
-        own = np.repeat(np.arange(len(self.doc)), lengths)
-        counts = self.closed_before()[:, :, np.arange(len(self.x)), own]
+        counts = self.closed_before()[:, :, np.arange(len(self.x)), self._own]
         lc = np.concatenate([self._corpus_logprobs(seg) for seg in self.doc])
         p = self.params
         gain = mixed_logprob(counts, lc, p.lam, p.beta) - (np.log1p(-p.lam) + lc)

@@ -50,7 +50,7 @@ def split(text: str) -> list[Sentence]:
     quoting = False  # a straight double quote is open in the paragraph so far
     cased = _capitalises_sentences(text)
     for m in _END.finditer(text):
-        if m.start() < start or m.group()[0] == "." and _is_abbreviation(text, m.start() + 1) \
+        if m.group()[0] == "." and _is_abbreviation(text, m.start() + 1) \
                 or _lowercase_follows(text, m, cased):
             continue
         quoting ^= text.count('"', start, m.end()) % 2 == 1
