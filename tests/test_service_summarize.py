@@ -76,3 +76,6 @@ def test_a_worker_refuses_an_index_that_is_not_word_level(indexes: Indexes) -> N
     r = subprocess.run([sys.executable, "-m", "service.summarize.worker", "--port", "1", "--default-index", "x"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "default index 'x'" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "service.summarize.worker", "--port", "1", "--index",
+                        f"gone={indexes.text / 'missing'}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "index 'gone' at" in r.stderr and "Traceback" not in r.stderr, r.stderr

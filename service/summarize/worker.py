@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from native.errors import GramdexError
 from summarizer.abstractive import AbstractiveModel, AbstractiveModelError, Candidate, summarize_abstractive
 from summarizer.corpus_lm import InfiniGram
 from summarizer.critics import Scores
@@ -73,7 +74,7 @@ def open_indexes(indexes: dict[str, Path], default: str | None) -> dict[str, Inf
     for name, path in indexes.items():
         try:
             opened[name] = InfiniGram(path)
-        except (OSError, ValueError, KeyError) as exc:
+        except (GramdexError, OSError, ValueError, KeyError) as exc:
             raise UnusableIndexError(f"index {name!r} at {path}: {exc}") from exc
     return opened
 
