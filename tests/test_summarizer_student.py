@@ -214,3 +214,30 @@ def test_full_width_marks_end_sentences_without_a_space() -> None:
     text = "東京は日本の首都です。人口は多いです！「本当？」と彼は聞いた。経済の中心でもあります"
     assert [text[s.start:s.end] for s in split(text)] == [
         "東京は日本の首都です。", "人口は多いです！", "「本当？」と彼は聞いた。", "経済の中心でもあります"]
+
+
+def test_contribution_statements_are_the_authors_not_quoted_speech() -> None:
+    from summarizer.cues import states_contribution
+    from summarizer.sentences import words
+
+    for text in ("We propose a new loss for sparse rewards.", "In this paper, we also show that it converges.",
+                 "This paper presents a benchmark.", "Our method outperforms the baselines by 3 points."):
+        assert states_contribution(words(text)), text
+    for text in ('"We found the records," he said.', "The US agency for international development searched.",
+                 "We went home early and later they showed up.", "Researchers propose a new loss.",
+                 "Previous work has shown that it converges."):
+        assert not states_contribution(words(text)), text
+
+
+def test_a_sentence_stating_the_contribution_outranks_the_opening_background(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from summarizer import summarize as sm
+
+    abstract = ("Deep neural networks have achieved remarkable success across many areas of machine learning in "
+                "recent years. However, training them requires large amounts of labeled data. "
+                "In this paper, we propose a simple method that learns from unlabeled text alone.")
+    s = Summarizer(Model.load())
+    budget = len(s.analyse(abstract).doc[0])
+    assert [p.index for p in s.summarize(abstract, max_tokens=budget).sentences] == [2]
+    monkeypatch.setattr(sm, "CUE_PRIOR", 0.0)
+    assert [p.index for p in s.summarize(abstract, max_tokens=budget).sentences] == [0]
