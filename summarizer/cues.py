@@ -20,17 +20,23 @@ _VERB_STEMS = ("propos", "present", "introduc", "show", "demonstrat", "develop",
                "find", "found", "prov", "achiev", "outperform", "design", "explor", "analy", "establish", "report",
                "argu", "formulat", "obtain", "deriv", "extend", "offer", "evaluat", "examin", "conduct", "identif",
                "perform")
+# "we will provide", "we can develop": intention or ability, as e-mails and dialogues say it, not a contribution
+_MODALS = frozenset("will can could would should must may might shall need wo ca cannot can't won't couldn't wouldn't "
+                     "shouldn't mustn't".split())
 _QUOTES = frozenset(('"', "'", "``", "''", "‘", "’", "“", "”"))
 _WINDOW = 4  # words between the subject and its verb: "we also propose", "this paper further shows"
 
 
 def states_contribution(words: Sequence[str]) -> bool:
     """True when the sentence (lowercased words) has the authors, or their work, as the subject of a verb of
-    contribution within _WINDOW words, outside quotation marks."""
+    contribution within _WINDOW words with no modal before it, outside quotation marks."""
     if _QUOTES.intersection(words):
         return False
     for k, w in enumerate(words):
         if w == "we" or (w in _WORK_NOUNS and k > 0 and words[k - 1] in _WORK_DETERMINERS):
-            if any(v.startswith(_VERB_STEMS) for v in words[k + 1:k + 1 + _WINDOW]):
-                return True
+            for v in words[k + 1:k + 1 + _WINDOW]:
+                if v in _MODALS:
+                    break
+                if v.startswith(_VERB_STEMS):
+                    return True
     return False
