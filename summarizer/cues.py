@@ -19,24 +19,27 @@ _WORK_DETERMINERS = frozenset(("this", "our", "present"))
 _VERB_STEMS = ("propos", "present", "introduc", "show", "demonstrat", "develop", "describ", "stud", "investigat",
                "find", "found", "prov", "achiev", "outperform", "design", "explor", "analy", "establish", "report",
                "argu", "formulat", "obtain", "deriv", "extend", "offer", "evaluat", "examin", "conduct", "identif",
-               "perform")
-# "we will provide", "we can develop": intention or ability, as e-mails and dialogues say it, not a contribution
-_MODALS = frozenset("will can could would should must may might shall need wo ca cannot can't won't couldn't wouldn't "
-                     "shouldn't mustn't".split())
+               "perform", "aim", "contribut", "seek", "address")
+# between the subject and its verb only adverbs and auxiliaries: "we also propose", "we have developed", "our
+# method is evaluated"; a modal ("we will provide", "we can develop") is intention or ability, as e-mails and
+# dialogues say it, and anything else ("we do the reports") means the stem matched some other word
+_BETWEEN = frozenset("also further then first here now finally additionally furthermore thus therefore hence next "
+                     "instead empirically have has had".split())
 _QUOTES = frozenset(('"', "'", "``", "''", "‘", "’", "“", "”"))
-_WINDOW = 4  # words between the subject and its verb: "we also propose", "this paper further shows"
+_WINDOW = 3  # words allowed between the subject and its verb
 
 
 def states_contribution(words: Sequence[str]) -> bool:
     """True when the sentence (lowercased words) has the authors, or their work, as the subject of a verb of
-    contribution within _WINDOW words with no modal before it, outside quotation marks."""
-    if _QUOTES.intersection(words):
+    contribution, with at most _WINDOW adverbs or auxiliaries between them, outside quotation marks; not a
+    question."""
+    if not words or words[-1] == "?" or _QUOTES.intersection(words):
         return False
     for k, w in enumerate(words):
         if w == "we" or (w in _WORK_NOUNS and k > 0 and words[k - 1] in _WORK_DETERMINERS):
-            for v in words[k + 1:k + 1 + _WINDOW]:
-                if v in _MODALS:
-                    break
+            for v in words[k + 1:k + 2 + _WINDOW]:
                 if v.startswith(_VERB_STEMS):
                     return True
+                if v not in _BETWEEN and not v.endswith("ly"):
+                    break
     return False

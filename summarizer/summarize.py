@@ -37,7 +37,7 @@ TEMPERATURE = 0.5
 # CUE_PRIOR added to its score: in an abstract it outweighs the position prior's preference for the opening
 # background sentence. News, e-mails and dialogues hardly have such sentences. Chosen on dev documents 100-699 of
 # scitldr_a and aeslc, 100-1099 of cnn_dailymail and 100-249 of dialogsum (see README).
-CUE_PRIOR = 4.0
+CUE_PRIOR = 6.0
 
 
 _GRAPH = SENTENCE_FEATURES.index("graph_centrality")
