@@ -24,7 +24,7 @@ _VERB_STEMS = ("propos", "present", "introduc", "show", "demonstrat", "develop",
 # method is evaluated"; a modal ("we will provide", "we can develop") is intention or ability, as e-mails and
 # dialogues say it, and anything else ("we do the reports") means the stem matched some other word
 _BETWEEN = frozenset("also further then first here now finally additionally furthermore thus therefore hence next "
-                     "instead empirically have has had".split())
+                     "instead even already have has had is are was were been".split())
 _QUOTES = frozenset(('"', "'", "``", "''", "‘", "’", "“", "”"))
 _WINDOW = 3  # words allowed between the subject and its verb
 

@@ -222,12 +222,14 @@ def test_contribution_statements_are_the_authors_not_quoted_speech() -> None:
 
     for text in ("We propose a new loss for sparse rewards.", "In this paper, we also show that it converges.",
                  "This paper presents a benchmark.", "Our method outperforms the baselines by 3 points.",
-                 "In this work, we show that we can build a dictionary."):
+                 "In this work, we show that we can build a dictionary.", "This paper aims at evaluating them.",
+                 "Our method is evaluated on two datasets."):
         assert states_contribution(words(text)), text
     for text in ('"We found the records," he said.', "The US agency for international development searched.",
                  "We went home early and later they showed up.", "Researchers propose a new loss.",
                  "Previous work has shown that it converges.", "We will provide you with a summary version.",
-                 "If you are in a hurry we can develop it in 3 hours.", "We can't find the records."):
+                 "If you are in a hurry we can develop it in 3 hours.", "We can't find the records.",
+                 "Can we be study partners?", "Every time we do the reports, we love making posters."):
         assert not states_contribution(words(text)), text
 
 
