@@ -68,18 +68,21 @@ def mixed_logprob(counts: np.ndarray, base_logprob: np.ndarray, lam: float, beta
 def sentence_counts(x: np.ndarray, lengths: np.ndarray, order: int = ORDER) -> tuple[np.ndarray, np.ndarray]:
     """The counts of every sentence of a document as a cache, for every query position of the document at once.
 
-    x is the document's tokens, lengths its sentences' lengths. Returns (open, closed), each [k, 0|1, i, s]:
-    the prompt/continuation counts of x's context at position i in sentence s taken alone as the cache (contexts
-    restart at the cache sentence's start, as match_counts(x, sentence) would give). In `open` the query's contexts
-    run back across sentence boundaries to the document start (match_counts(x, sentence)); in `closed` they restart
-    at the query's own sentence (match_counts(sentence_i, sentence_s)).
+    x is the document's tokens, lengths its sentences' lengths. Returns (open, closed), each [k, 0|1, i, s] (int16
+    unless a sentence has 2**15 tokens or more): the prompt/continuation counts of x's context at position i in
+    sentence s taken alone as the cache (contexts restart at the cache sentence's start, as match_counts(x,
+    sentence) would give). In `open` the query's contexts run back across sentence boundaries to the document start
+    (match_counts(x, sentence)); in `closed` they restart at the query's own sentence (match_counts(sentence_i,
+    sentence_s)).
 
     Why: critics need one cache per sentence, and ~40 small match_counts calls per document cost more than the
     whole comparison. Equal tokens are sparse, so the pairs (i, p) whose contexts match are listed once at k = 1
     and filtered as k grows, then counted per cache sentence with bincount.
     """
     m, n_sent = len(x), len(lengths)
-    opened = np.zeros((order + 1, 2, m, n_sent), dtype=np.int32)
+    # a count never exceeds its cache sentence's length: int16 halves the largest arrays of a long document
+    dtype = np.int16 if n_sent == 0 or int(lengths.max()) < 2 ** 15 else np.int32
+    opened = np.zeros((order + 1, 2, m, n_sent), dtype=dtype)
     closed = np.zeros_like(opened)
     if m == 0:
         return opened, closed

@@ -78,7 +78,6 @@ class DocumentCritic:
         # every whole sentence as a cache, against x (open) and against each sentence (closed), in one pass
         lengths = np.array([len(seg) for seg in self.doc], dtype=np.int64)
         self._open, self._closed = sentence_counts(self.x, lengths, params.order)
-        self._closed_before: np.ndarray | None = None
         self._own = np.repeat(np.arange(len(self.doc)), lengths)   # the sentence number of each token of x
         # saliency runs from 0 (empty summary: every token costs log(1 - lam)) to 1 (every sentence predicting
         # the others, the most a summary can explain); a document whose sentences share nothing keeps scale 1
@@ -103,7 +102,8 @@ class DocumentCritic:
         key = (seg, source)
         if key not in self._sal:
             s = self._number.get(seg)
-            counts = (self._open[:, :, :, s].copy() if s is not None
+            # int32: the sentence counts are int16, and a summary's are a sum over its segments
+            counts = (self._open[:, :, :, s].astype(np.int32) if s is not None
                       else match_counts(self.x, self._encode(seg), self.params.order))
             counts[:, :, self.offsets[source]:self.offsets[source + 1]] = 0
             self._sal[key] = counts
@@ -136,7 +136,7 @@ class DocumentCritic:
         if not self.doc:
             return np.zeros(0)
         lengths = np.diff(self.offsets)
-        counts = self.closed_before()[:, :, np.arange(len(self.x)), self._own]
+        counts = np.concatenate([self._closed_before(s, s) for s in range(len(self.doc))], axis=2)
         lc = np.concatenate([self._corpus_logprobs(seg) for seg in self.doc])
         p = self.params
         gain = mixed_logprob(counts, lc, p.lam, p.beta) - (np.log1p(-p.lam) + lc)
@@ -162,11 +162,11 @@ class DocumentCritic:
             self._lc[seg] = self.lm.logprobs(seg)
         return self._lc[seg]
 
-    def closed_before(self) -> np.ndarray:
-        """[k, c, i, s]: the counts of x_i's context (restarting at its sentence) in all the sentences before s."""
-        if self._closed_before is None:
-            self._closed_before = np.cumsum(self._closed, axis=3, dtype=self._closed.dtype) - self._closed
-        return self._closed_before
+    def _closed_before(self, s: int, source: int) -> np.ndarray:
+        """[k, c, i]: the counts of the contexts of sentence s's tokens (restarting at s) in all the sentences before
+        sentence `source`, summed when asked: a running sum over all sentences would be as large as the counts."""
+        rows = slice(self.offsets[s], self.offsets[s + 1])
+        return self._closed[:, :, rows, :source].sum(axis=3, dtype=np.int32)
 
     def _context_logprob(self, seg: Segment, counts: np.ndarray) -> float:
         p = self.params
@@ -179,8 +179,7 @@ class DocumentCritic:
         if key not in self._before:
             s = self._number.get(seg)
             if s is not None:
-                rows = slice(self.offsets[s], self.offsets[s + 1])
-                counts = self.closed_before()[:, :, rows, source]
+                counts = self._closed_before(s, source)
             else:
                 counts = sum((self._pair_counts(seg, self.doc[j]) for j in range(source)),
                              np.zeros((self.params.order + 1, 2, len(seg)), dtype=np.int32))

@@ -103,6 +103,17 @@ def test_sentence_counts_match_per_sentence_caches() -> None:
             for q in range(len(lengths)):
                 assert (closed[:, :, st[q]:st[q + 1], s] == match_counts(x[st[q]:st[q + 1]], x[st[s]:st[s + 1]],
                                                                           6)).all()
+        assert opened.dtype == closed.dtype == np.int16
+
+
+def test_sentence_counts_of_a_sentence_too_long_for_int16() -> None:
+    # the unigram prompt count is the cache sentence's length: 2**15 does not fit in int16
+    long = np.arange(2 ** 15)
+    opened, closed = sentence_counts(np.concatenate([long, [0, 1, 7]]), np.array([2 ** 15, 3]), 6)
+    assert opened.dtype == np.int32
+    assert (opened[0, 0, :, 0] == 2 ** 15).all() and (closed[0, 0, :, 0] == 2 ** 15).all()
+    # "0 1" starts both sentences: from the second one, the context "0" is followed by "1" in the long sentence
+    assert opened[1, :, 2 ** 15 + 1, 0].tolist() == [1, 1] and opened[0, 1, 2 ** 15 + 2, 0] == 1
 
 
 def test_batched_sentence_scores_match_the_critics() -> None:
