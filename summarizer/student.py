@@ -96,9 +96,12 @@ def content_trigrams(seg: Segment) -> set[tuple[str, ...]]:
 
 def select(doc: Sequence[Segment], scores: np.ndarray, budget: int,
            deletions: dict[int, list[compress.Deletion]] | None = None, *, search: int = 0,
-           temperature: float = 0.5) -> Selection:
+           temperature: float = 0.5, allow_wordless: bool = True) -> Selection:
     """Best-scored sentences (compressed where `deletions` says) that fit the budget, skipping any that repeats a
     content trigram already chosen (redundancy control); when not even one fits, the best one cut to the budget.
+    With `allow_wordless` False, a segment with no word ("...", a lone quote mark) is never chosen unless none has one:
+    it says nothing to a reader. (Distillation keeps them as candidates: its model was built that way, and
+    re-distilling without them scored lower on every tuning block, see README.)
 
     With `search` = 0, greedy by score. With `search` = K > 0, the budget is first filled as a knapsack over the K
     best-scored sentences: of their subsets that fit and repeat no content trigram among themselves, the one with
@@ -107,6 +110,8 @@ def select(doc: Sequence[Segment], scores: np.ndarray, budget: int,
     deletions = deletions or {}
     lengths = [len(seg) - sum(d.end - d.start for d in deletions.get(i, [])) for i, seg in enumerate(doc)]
     order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    if not allow_wordless:
+        order = [i for i in order if any(c.isalnum() for w in doc[i] for c in w)] or order
     grams: dict[int, set[tuple[str, ...]]] = {}
     chosen: list[int] = []
     if search > 0 and len(doc):
@@ -136,7 +141,7 @@ def select(doc: Sequence[Segment], scores: np.ndarray, budget: int,
             seen |= g
             used += lengths[i]
     if not chosen and len(doc):
-        best_one = int(np.argmax(scores))
+        best_one = order[0]
         return Selection((best_one,), (), min(budget, len(doc[best_one])))
     dels = tuple((i, d) for i in sorted(chosen) for d in deletions.get(i, []))
     return Selection(tuple(sorted(chosen)), dels)

@@ -143,7 +143,8 @@ class Summarizer:
         a = self.analyse(text)
         budget = budget_for(sum(len(s) for s in a.doc), max_tokens, ratio)
         plan = self.planned_deletions(a) if mode == "compressive" else {}
-        sel = select(a.doc, self.selection_scores(a), budget, plan, search=SEARCH, temperature=TEMPERATURE)
+        sel = select(a.doc, self.selection_scores(a), budget, plan, search=SEARCH, temperature=TEMPERATURE,
+                     allow_wordless=False)
         picked = render(text, a.sentences, sel)
         segs = [tuple(w for w in compress.apply(a.doc[p.index], [d for i, d in sel.deletions if i == p.index]))
                 for p in picked]

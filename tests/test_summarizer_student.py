@@ -245,3 +245,17 @@ def test_a_sentence_stating_the_contribution_outranks_the_opening_background(
     assert [p.index for p in s.summarize(abstract, max_tokens=budget).sentences] == [2]
     monkeypatch.setattr(sm, "CUE_PRIOR", 0.0)
     assert [p.index for p in s.summarize(abstract, max_tokens=budget).sentences] == [0]
+
+
+def test_inference_never_picks_a_sentence_without_a_word() -> None:
+    doc = [("a", "b"), ("...",), ("c", "d")]
+    scores = np.array([1.0, 5.0, 0.0])
+    # distillation's proposals keep the candidates the model was trained with
+    assert select(doc, scores, 3).picks == (0, 1)
+    assert select(doc, scores, 3, allow_wordless=False).picks == (0,)
+    # when no segment has a word there is nothing else to say
+    assert select([("...",), ('"',)], np.array([0.0, 1.0]), 3, allow_wordless=False).picks == (0, 1)
+    s = Summarizer(Model.load())
+    text = "The council approved the budget on Monday. ... The mayor defended the cuts to the parks budget."
+    for budget in (4, 12, 20):   # without the rule: "...", "...", and the first sentence with "..."
+        assert all(any(c.isalnum() for c in p.text) for p in s.summarize(text, max_tokens=budget).sentences)
