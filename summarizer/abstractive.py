@@ -376,7 +376,8 @@ def summarize_abstractive(summarizer: Summarizer, model: AbstractiveModel, text:
                           max_tokens: int | None = None, ratio: float | None = None, lm: CorpusLM | None = None,
                           deadline: float | None = None) -> AbstractiveResult:
     """The model's summary if it clears every critic threshold of the student's model, else the student's
-    (extractive) summary; both candidates come back with their scores. Raises BudgetError like Summarizer."""
+    (extractive) summary; both candidates come back with their scores. Raises BudgetError and
+    DocumentTooLargeError like Summarizer."""
     student = summarizer.summarize(text, max_tokens=max_tokens, ratio=ratio, mode="extractive", lm=lm)
     thresholds = summarizer.model.thresholds
     sc = Candidate("student", student.model, student.text, student.scores,

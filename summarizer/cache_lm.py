@@ -65,6 +65,25 @@ def mixed_logprob(counts: np.ndarray, base_logprob: np.ndarray, lam: float, beta
                                                                                           1e-300)))
 
 
+def equal_pairs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of positions (i, p) with x[i] == x[p], built group by group from the sorted tokens: as many as
+    equal_pair_count(x), where comparing all against all would hold len(x)**2 booleans."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    starts = np.flatnonzero(np.concatenate([[True], xs[1:] != xs[:-1]])) if len(x) else np.zeros(0, np.int64)
+    sizes = np.diff(np.append(starts, len(x)))
+    size_of = np.repeat(sizes, sizes)                   # per sorted position: the size of its group
+    qi = np.repeat(order, size_of)
+    block = np.repeat(np.cumsum(size_of) - size_of, size_of)    # where each position's run of pairs begins
+    cp = order[np.repeat(np.repeat(starts, sizes), size_of) + np.arange(len(qi)) - block]
+    return qi, cp
+
+
+def equal_pair_count(x: np.ndarray) -> int:
+    counts = np.unique(x, return_counts=True)[1].astype(np.int64)
+    return int((counts * counts).sum())
+
+
 def sentence_counts(x: np.ndarray, lengths: np.ndarray, order: int = ORDER) -> tuple[np.ndarray, np.ndarray]:
     """The counts of every sentence of a document as a cache, for every query position of the document at once.
 
@@ -94,7 +113,7 @@ def sentence_counts(x: np.ndarray, lengths: np.ndarray, order: int = ORDER) -> t
     def count(keys: np.ndarray) -> np.ndarray:
         return np.bincount(keys, minlength=size).reshape(m, n_sent)
 
-    qi, cp = np.nonzero(x[:, None] == x[None, :])        # pairs of equal tokens: query i, cache p
+    qi, cp = equal_pairs(x)                              # pairs of equal tokens: query i, cache p
     opened[0, 0] = lengths[None, :]
     opened[0, 1] = count(qi * n_sent + sent[cp])
     closed[0] = opened[0]

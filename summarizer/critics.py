@@ -21,12 +21,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from summarizer.cache_lm import ORDER, match_counts, mixed_logprob, sentence_counts
+from summarizer.cache_lm import ORDER, equal_pair_count, match_counts, mixed_logprob, sentence_counts
 from summarizer.corpus_lm import CorpusLM
 
 Segment = tuple[str, ...]
 _SENTENCE_BLOCK = 64  # cache sentences per block where every sentence is scored as a summary at once
 SUPPORT_SPAN = 3
+
+
+# Every sentence is a cache for every token: the counts take ~56 bytes per (token, sentence) cell and ~50 per pair
+# of equal tokens. The longest dev documents (PubMed papers) reach 8,420,636 cells and 2,005,436 pairs; a text cut
+# into thousands of tiny sentences, or one word repeated, would take GBs within the character limit.
+MAX_CELLS = 10_000_000
+MAX_PAIRS = 5_000_000
+
+
+class DocumentTooLargeError(ValueError):
+    """The document would cost the critics more memory than MAX_CELLS or MAX_PAIRS allow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,7 @@ class DocumentCritic:
         self._pairs: dict[tuple[Segment, Segment], np.ndarray] = {}
         self._lc: dict[Segment, np.ndarray] = {}
         self._number = {seg: s for s, seg in reversed(list(enumerate(self.doc)))}
+        _check_size(self.x, len(self.doc))
         # every whole sentence as a cache, against x (open) and against each sentence (closed), in one pass
         lengths = np.array([len(seg) for seg in self.doc], dtype=np.int64)
         self._open, self._closed = sentence_counts(self.x, lengths, params.order)
@@ -222,6 +234,20 @@ class DocumentCritic:
         faith = float(sum(pmi.sum() for pmi, _ in parts) / n)
         support = float(sum(sup.sum() for _, sup in parts) / n)
         return Scores(faith, support, self.saliency(summary, sources), n, -self.context_loss(summary, sources) / n)
+
+
+def _check_size(x: np.ndarray, n_sentences: int) -> None:
+    cells = len(x) * n_sentences
+    if cells > MAX_CELLS:
+        raise DocumentTooLargeError(
+            f"{len(x):,} tokens in {n_sentences:,} sentences: the critics compare every token with every sentence, "
+            f"{cells:,} pairs, and the limit is {MAX_CELLS:,} (the longest paper of the dev set has 8,420,636); "
+            "a text cut into very many short sentences reaches it first")
+    pairs = equal_pair_count(x)
+    if pairs > MAX_PAIRS:
+        raise DocumentTooLargeError(
+            f"{len(x):,} tokens that repeat so much that {pairs:,} pairs of equal tokens would be compared, and the "
+            f"limit is {MAX_PAIRS:,} (the longest paper of the dev set has 2,005,436)")
 
 
 def _supported(counts: np.ndarray, n: int) -> np.ndarray:

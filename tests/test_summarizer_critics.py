@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from summarizer.cache_lm import cache_prob, match_counts, sentence_counts
+from summarizer import critics
+from summarizer.cache_lm import cache_prob, equal_pair_count, equal_pairs, match_counts, sentence_counts
 from summarizer.corpus_lm import InfiniGram, Unigram
-from summarizer.critics import CriticParams, DocumentCritic, Thresholds
+from summarizer.critics import CriticParams, DocumentCritic, DocumentTooLargeError, Thresholds
 from summarizer.word_index import build_word_index
 
 LAM, BETA = 0.5, 1.0
@@ -126,3 +127,24 @@ def test_batched_sentence_scores_match_the_critics() -> None:
     # when nothing was deleted but the tuple is new
     assert critic.context_before(("c", "a", "b"), 2) > critic.context_before(("c", "a", "b"), 0) == pytest.approx(
         float(np.sum(np.log1p(-LAM) + UNI.logprobs(["c", "a", "b"]))))
+
+
+def test_equal_pairs_are_all_pairs_of_equal_tokens() -> None:
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 2, 17, 40):
+        x = rng.integers(0, 5, size=n)
+        qi, cp = equal_pairs(x)
+        brute = set(zip(*(v.tolist() for v in np.nonzero(x[:, None] == x[None, :])), strict=True))
+        assert set(zip(qi.tolist(), cp.tolist(), strict=True)) == brute and len(qi) == len(brute) == equal_pair_count(x)
+
+
+def test_a_document_the_critics_cannot_afford_is_refused_before_counting(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = [("a", "b", "c"), ("d", "e", "f"), ("g", "h", "a")]        # 9 tokens x 3 sentences, pairs: a 4, others 7
+    monkeypatch.setattr(critics, "MAX_CELLS", 27)
+    monkeypatch.setattr(critics, "MAX_PAIRS", 11)
+    DocumentCritic(doc, UNI)                                           # exactly at both limits
+    with pytest.raises(DocumentTooLargeError, match="10 tokens in 3 sentences.*30 pairs"):
+        DocumentCritic([*doc[:2], ("g", "h", "a", "i")], UNI)
+    monkeypatch.setattr(critics, "MAX_PAIRS", 10)
+    with pytest.raises(DocumentTooLargeError, match="11 pairs of equal tokens"):
+        DocumentCritic(doc, UNI)

@@ -68,6 +68,21 @@ def test_the_size_limit_is_one_the_deadline_can_serve(gateway: Gateway) -> None:
     assert r.status_code == 413 and r.json()["limit"] == 60_000 and "60,001 characters" in r.json()["detail"]
 
 
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Yes. " * 12_000, "24,000 tokens in 12,000 sentences"),          # every token against every sentence
+    ("a " * 30_000, "30,000 tokens that repeat so much")])            # every token against its equals
+def test_texts_within_the_size_limit_that_would_take_gbs_are_413_too(gateway: Gateway, text: str,
+                                                                     reason: str) -> None:
+    assert len(text) <= 60_000
+    with httpx.Client(base_url=gateway.url, timeout=30) as c:
+        r = c.post("/v1/summarize", json={"text": text, "max_tokens": 10})
+        assert r.status_code == 413, r.text
+        assert r.json()["type"] == "urn:gramdex:problem:query-too-large" and reason in r.json()["detail"]
+        assert r.json()["field"] == "text"
+        # the worker refused before allocating anything: it is still there and answers
+        assert c.post("/v1/summarize", json={"text": NEWS, "max_tokens": 20}).status_code == 200
+
+
 def test_killing_a_worker_mid_request_retries_on_another(gateway: Gateway) -> None:
     restarts = _metric("gramdex_summarize_worker_restarts_total", {"why": "exited"})
 

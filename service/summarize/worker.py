@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from native.errors import GramdexError
 from summarizer.abstractive import AbstractiveModel, AbstractiveModelError, Candidate, summarize_abstractive
 from summarizer.corpus_lm import InfiniGram
-from summarizer.critics import Scores
+from summarizer.critics import DocumentTooLargeError, Scores
 from summarizer.model import DEFAULT_PATH, Model
 from summarizer.summarize import BudgetError, Summarizer, Summary
 
@@ -120,6 +120,8 @@ def create_app(model_path: Path = DEFAULT_PATH, indexes: dict[str, Path] | None 
             try:
                 r = summarize_abstractive(summarizer, abstractive, body["text"], max_tokens=body.get("max_tokens"),
                                           ratio=body.get("ratio"), lm=lm(index), deadline=deadline)
+            except DocumentTooLargeError as exc:
+                return _too_large(exc)
             except BudgetError as exc:
                 return _problem(422, "impossible request", str(exc))
             w = r.winner
@@ -132,12 +134,18 @@ def create_app(model_path: Path = DEFAULT_PATH, indexes: dict[str, Path] | None 
         try:
             s = summarizer.summarize(body["text"], max_tokens=body.get("max_tokens"), ratio=body.get("ratio"),
                                      mode=mode, lm=lm(index))
+        except DocumentTooLargeError as exc:
+            return _too_large(exc)
         except (BudgetError, ValueError) as exc:
             return _problem(422, "impossible request", str(exc))
         return {"summary": s.text, "model": s.model, "budget": s.budget, "backend": "student",
                 "sentences": _sentences(s), "scores": _scores(s.scores)}
 
     return app
+
+
+def _too_large(exc: DocumentTooLargeError) -> JSONResponse:
+    return _problem(413, "document too large", str(exc), "query-too-large", "text")
 
 
 def _sentences(s: Summary) -> list[dict[str, Any]]:
