@@ -67,12 +67,20 @@ def sentence_features(doc: Sequence[Segment], unigram: Unigram, critic: Document
     # critic's loss when it is picked without what came before)
     dependence = critic.sentence_dependence()
     graph = graph_centrality(vecs, weight)
+    # the rest of the document's weighted counts, squared, in doc_vec's order: each sentence changes only its own
+    # words' terms, and a cumulative sum adds them in the same order as a sum over the rest would (same value to
+    # the bit) without rebuilding the rest, which cost sentences x distinct words in Python
+    column = {w: j for j, w in enumerate(doc_vec)}
+    whole_sq = np.array([(c * weight[w]) ** 2 for w, c in doc_vec.items()])
     for i, (seg, vec) in enumerate(zip(doc, vecs, strict=True)):
-        rest = {w: c - vec.get(w, 0) for w, c in doc_vec.items() if c > vec.get(w, 0)}
-        dot = sum(vec[w] * rest.get(w, 0) * weight[w] ** 2 for w in vec)
-        norm = np.sqrt(sum((vec[w] * weight[w]) ** 2 for w in vec) * sum((rest[w] * weight[w]) ** 2 for w in rest))
+        rest = {w: doc_vec[w] - c for w, c in vec.items()}       # the sentence's words, in the rest of the text
+        dot = sum(vec[w] * rest[w] * weight[w] ** 2 for w in vec)
+        rest_sq = whole_sq.copy()
+        for w, c in rest.items():
+            rest_sq[column[w]] = (c * weight[w]) ** 2
+        norm = np.sqrt(sum((vec[w] * weight[w]) ** 2 for w in vec) * (np.cumsum(rest_sq)[-1] if len(rest_sq) else 0))
         surprisal = float(np.mean([weight[w] for w in seg]))
-        recurrence = sum(weight[w] * np.log1p(rest.get(w, 0)) for w in vec) / max(1, len(seg))
+        recurrence = sum(weight[w] * np.log1p(rest[w]) for w in vec) / max(1, len(seg))
         overlap = len(first & set(vec)) / max(1, len(set(vec))) if i else 1.0
         feats[i] = (i / max(1, n - 1), 1.0 / (i + 1), i == 0, i < 3, len(seg) / 30, np.log1p(len(seg)), surprisal,
                     recurrence, dot / norm if norm > 0 else 0.0, overlap, sal[i], ranks[i] / max(1, n - 1),

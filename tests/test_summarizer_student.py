@@ -259,3 +259,26 @@ def test_inference_never_picks_a_sentence_without_a_word() -> None:
     text = "The council approved the budget on Monday. ... The mayor defended the cuts to the parks budget."
     for budget in (4, 12, 20):   # without the rule: "...", "...", and the first sentence with "..."
         assert all(any(c.isalnum() for c in p.text) for p in s.summarize(text, max_tokens=budget).sentences)
+
+
+def test_centrality_and_recurrence_features_equal_their_definitions() -> None:
+    """Each sentence against the rest of the text (its content words' weighted counts minus its own), computed
+    here the plain way, sentence by sentence."""
+    from collections import Counter
+
+    from summarizer.features import sentence_features
+
+    s = Summarizer(Model.load())
+    a = s.analyse(TEXT + " the parks budget cuts were restored . parks and residents protested again .")
+    feats = sentence_features(a.doc, s.unigram, a.critic)
+    weight = {w: -s.unigram.logprob(w) for seg in a.doc for w in seg}
+    vecs = [Counter(w for w in seg if w.isalnum() and weight[w] > 7.0) for seg in a.doc]
+    doc_vec = sum(vecs, Counter())
+    assert sum(1 for v in vecs if v) >= 4 and feats[:, SENTENCE_FEATURES.index("centrality")].max() > 0
+    for i, (seg, vec) in enumerate(zip(a.doc, vecs, strict=True)):
+        rest = {w: c - vec.get(w, 0) for w, c in doc_vec.items() if c > vec.get(w, 0)}
+        dot = sum(vec[w] * rest.get(w, 0) * weight[w] ** 2 for w in vec)
+        norm = np.sqrt(sum((vec[w] * weight[w]) ** 2 for w in vec) * sum((rest[w] * weight[w]) ** 2 for w in rest))
+        recurrence = sum(weight[w] * np.log1p(rest.get(w, 0)) for w in vec) / len(seg)
+        assert feats[i, SENTENCE_FEATURES.index("centrality")] == pytest.approx(dot / norm if norm > 0 else 0.0)
+        assert feats[i, SENTENCE_FEATURES.index("recurrence")] == pytest.approx(recurrence)
