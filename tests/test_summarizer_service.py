@@ -81,6 +81,18 @@ def test_texts_within_the_size_limit_that_would_take_gbs_are_413_too(gateway: Ga
         assert r.json()["field"] == "text"
         # the worker refused before allocating anything: it is still there and answers
         assert c.post("/v1/summarize", json={"text": NEWS, "max_tokens": 20}).status_code == 200
+        # in a batch, the problem names the document
+        r = c.post("/v1/summarize/batch", json={"documents": [{"text": NEWS, "max_tokens": 20},
+                                                              {"text": text, "max_tokens": 10}]})
+        assert r.status_code == 413 and r.json()["field"] == "documents[1].text"
+        assert r.json()["detail"].startswith("documents[1]: ") and reason in r.json()["detail"]
+
+
+def test_a_batch_names_the_document_a_problem_is_about(gateway: Gateway) -> None:
+    r = httpx.post(f"{gateway.url}/v1/summarize/batch", timeout=30, json={"documents": [
+        {"text": NEWS, "max_tokens": 20}, {"text": NEWS, "max_tokens": 20}, {"text": NEWS, "ratio": 2.0}]})
+    assert r.status_code == 422 and r.json()["field"] == "documents[2].ratio"
+    assert r.json()["detail"] == "documents[2]: ratio must be in (0, 1], not 2.0"
 
 
 def test_killing_a_worker_mid_request_retries_on_another(gateway: Gateway) -> None:

@@ -85,5 +85,26 @@ async def summarize(body: SummarizeRequest, request: Request) -> JSONResponse:
              summary="Summaries of up to 32 documents, in order")
 async def summarize_batch(body: BatchRequest, request: Request) -> JSONResponse:
     pool = _pool(request)
-    payloads = [_validate(d) for d in body.documents]
-    return JSONResponse({"results": await asyncio.gather(*(_one(pool, p) for p in payloads))})
+    payloads = []
+    for k, d in enumerate(body.documents):
+        try:
+            payloads.append(_validate(d))
+        except Problem as p:
+            raise _of_document(k, p) from None
+    return JSONResponse({"results": await asyncio.gather(*(_nth(pool, k, p) for k, p in enumerate(payloads)))})
+
+
+async def _nth(pool: WorkerPool, k: int, payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await _one(pool, payload)
+    except Problem as p:
+        raise _of_document(k, p) from None
+
+
+def _of_document(k: int, p: Problem) -> Problem:
+    """A batch's problem with one of its documents names the document; a full queue or a missing worker is the
+    whole service's and stays as it is."""
+    if p.status >= 500:
+        return p
+    field = f"documents[{k}]" + (f".{p.field}" if p.field else "")
+    return Problem(p.slug, f"documents[{k}]: {p.detail}", field=field, headers=p.headers, extra=p.extra)
