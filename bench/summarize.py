@@ -27,7 +27,6 @@ from sumy.utils import get_stop_words
 
 from summarizer import teacher
 from summarizer.corpus_lm import CorpusLM, InfiniGram
-from summarizer.critics import DocumentCritic
 from summarizer.model import DEFAULT_PATH, Model
 from summarizer.sentences import words
 from summarizer.summarize import Summarizer
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 latencies.append(elapsed)
                 http_docs.append(d["document"])
             comp = student.summarize(d["document"], max_tokens=budget, mode="compressive")
-            critic = DocumentCritic(segs, lm, model.params)
+            critic = a.critic.with_lm(lm)
             pool = teacher.subsets(critic, segs, budget)
             best = teacher.best(pool, model.thresholds) or (pool[0] if pool else None)
             systems = {

@@ -71,7 +71,8 @@ class Thresholds:
 class DocumentCritic:
     """Scores candidate summaries of one document, caching every per-segment quantity."""
 
-    def __init__(self, doc: Sequence[Segment], lm: CorpusLM, params: CriticParams = CriticParams()) -> None:
+    def __init__(self, doc: Sequence[Segment], lm: CorpusLM, params: CriticParams = CriticParams(), *,
+                 _counts: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.lm = lm
         self.params = params
         self._ids: dict[str, int] = {}
@@ -86,10 +87,12 @@ class DocumentCritic:
         self._pairs: dict[tuple[Segment, Segment], np.ndarray] = {}
         self._lc: dict[Segment, np.ndarray] = {}
         self._number = {seg: s for s, seg in reversed(list(enumerate(self.doc)))}
-        _check_size(self.x, len(self.doc))
-        # every whole sentence as a cache, against x (open) and against each sentence (closed), in one pass
         lengths = np.array([len(seg) for seg in self.doc], dtype=np.int64)
-        self._open, self._closed = sentence_counts(self.x, lengths, params.order)
+        if _counts is None:
+            _check_size(self.x, len(self.doc))
+            # every whole sentence as a cache, against x (open) and against each sentence (closed), in one pass
+            _counts = sentence_counts(self.x, lengths, params.order)
+        self._open, self._closed = _counts
         self._own = np.repeat(np.arange(len(self.doc)), lengths)   # the sentence number of each token of x
         # saliency runs from 0 (empty summary: every token costs log(1 - lam)) to 1 (every sentence predicting
         # the others, the most a summary can explain); a document whose sentences share nothing keeps scale 1
@@ -99,6 +102,11 @@ class DocumentCritic:
         else:
             whole = self.empty
         self.norm = whole - self.empty if whole - self.empty > 1e-9 else 1.0
+
+    def with_lm(self, lm: CorpusLM) -> DocumentCritic:
+        """The same document judged against another corpus LM. The cache counts depend on the document alone and
+        are the quadratic part, so they are shared (never written to) instead of counted again."""
+        return DocumentCritic(self.doc, lm, self.params, _counts=(self._open, self._closed))
 
     def _encode(self, ws: Sequence[str]) -> np.ndarray:
         return np.array([self._ids.setdefault(w, len(self._ids)) for w in ws], dtype=np.int64)

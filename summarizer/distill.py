@@ -22,7 +22,7 @@ import numpy as np
 
 from summarizer import teacher
 from summarizer.corpus_lm import InfiniGram
-from summarizer.critics import CriticParams, DocumentCritic, Scores, Thresholds
+from summarizer.critics import CriticParams, Scores, Thresholds
 from summarizer.features import DELETION_FEATURES, SENTENCE_FEATURES, deletion_features
 from summarizer.model import Model
 from summarizer.sentences import split
@@ -94,7 +94,7 @@ def _work(arg: tuple[str, Job]) -> Any:
     a = s.analyse(text)
     if len(a.doc) < 3:
         return None
-    critic = DocumentCritic(a.doc, _STATE["lm"], s.model.params)
+    critic = a.critic.with_lm(_STATE["lm"])
     rng = np.random.default_rng([_STATE["seed"], number, round_no])
     if mode == "calibrate":  # random same-budget subsets: the reference population for the percentiles
         out = []

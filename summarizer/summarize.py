@@ -150,7 +150,7 @@ class Summarizer:
                 for p in picked]
         if sel.truncated is not None:
             segs = [segs[0][:sel.truncated]]
-        critic = a.critic if lm is None else DocumentCritic(a.doc, lm, self.model.params)
+        critic = a.critic if lm is None else a.critic.with_lm(lm)
         scores = critic.score(segs, [p.index for p in picked])
         return Summary(" ".join(p.text for p in picked), picked, scores, budget, self.model.name)
 

@@ -148,3 +148,15 @@ def test_a_document_the_critics_cannot_afford_is_refused_before_counting(monkeyp
     monkeypatch.setattr(critics, "MAX_PAIRS", 10)
     with pytest.raises(DocumentTooLargeError, match="11 pairs of equal tokens"):
         DocumentCritic(doc, UNI)
+
+
+def test_a_critic_for_another_lm_shares_the_counts_and_scores_as_a_new_one() -> None:
+    doc = [("a", "b", "c"), ("a", "b", "d"), ("c", "a", "b", "c")]
+    other = Unigram(["a", "b", "c", "d"], np.array([1, 1, 5, 2]), 9)
+    shared = DocumentCritic(doc, UNI, CriticParams(LAM, BETA, 6)).with_lm(other)
+    fresh = DocumentCritic(doc, other, CriticParams(LAM, BETA, 6))
+    summary, sources = [doc[2], doc[0]], [2, 0]
+    assert shared.score(summary, sources) == fresh.score(summary, sources)
+    assert shared.sentence_saliencies().tolist() == fresh.sentence_saliencies().tolist()
+    assert shared.sentence_dependence().tolist() == fresh.sentence_dependence().tolist()
+    assert shared.norm == fresh.norm and shared.score([doc[1]], [1]) != DocumentCritic(doc, UNI).score([doc[1]], [1])
