@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from summarizer.corpus_lm import CorpusLM
-from summarizer.critics import DocumentCritic, Scores, Segment, Thresholds
+from summarizer.critics import Scores, Segment, Thresholds
 from summarizer.sentences import split
 from summarizer.summarize import Summarizer, Summary
 
@@ -378,12 +378,13 @@ def summarize_abstractive(summarizer: Summarizer, model: AbstractiveModel, text:
     """The model's summary if it clears every critic threshold of the student's model, else the student's
     (extractive) summary; both candidates come back with their scores. Raises BudgetError and
     DocumentTooLargeError like Summarizer."""
-    student = summarizer.summarize(text, max_tokens=max_tokens, ratio=ratio, mode="extractive", lm=lm)
+    a = summarizer.analyse(text)
+    student = summarizer.summarize(text, max_tokens=max_tokens, ratio=ratio, mode="extractive", lm=lm, analysis=a)
     thresholds = summarizer.model.thresholds
     sc = Candidate("student", student.model, student.text, student.scores,
                    failed_thresholds(student.scores, thresholds))
-    doc = [s.words for s in split(text)]
-    critic = DocumentCritic(doc, lm if lm is not None else summarizer.unigram, summarizer.model.params)
+    doc = a.doc
+    critic = a.critic if lm is None else a.critic.with_lm(lm)
     try:
         gen = model.generate(text, max_words=student.budget, deadline=deadline)
     except Exception as exc:  # a model that fails at run time loses to the student; the log has the details

@@ -137,10 +137,11 @@ class Summarizer:
         return plan
 
     def summarize(self, text: str, *, max_tokens: int | None = None, ratio: float | None = None,
-                  mode: str = "extractive", lm: CorpusLM | None = None) -> Summary:
+                  mode: str = "extractive", lm: CorpusLM | None = None, analysis: Analysis | None = None) -> Summary:
+        """`analysis`: the text's own, where the caller has it already (analysing is the costly part)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        a = self.analyse(text)
+        a = analysis if analysis is not None else self.analyse(text)
         budget = budget_for(sum(len(s) for s in a.doc), max_tokens, ratio)
         plan = self.planned_deletions(a) if mode == "compressive" else {}
         sel = select(a.doc, self.selection_scores(a), budget, plan, search=SEARCH, temperature=TEMPERATURE,
