@@ -1,7 +1,8 @@
 """Summarizer benchmark on the labeled dev set: ROUGE-1/2/Lsum (rouge-score, stemming on) per source for the
 student, the teacher, Lead-3 (Lead-1 for one-sentence sources), LexRank and TextRank (sumy), every system
-given the same token budget: the Lead baseline's own length. Also the student's critic scores and its latency,
-in process and (with --url) through POST /v1/summarize.
+given the same token budget: the Lead baseline's own length; the student's gap to each baseline with a 95%
+paired-bootstrap interval. Also the student's critic scores and its latency, in process and (with --url) through
+POST /v1/summarize.
 
     python -m bench.summarize --index /tmp/sumwork/full/index --per-source 200 [--url http://127.0.0.1:8000]
 """
