@@ -41,3 +41,28 @@ def test_async_endpoints(server: Server) -> None:
             assert [r.count for r in counts[:len(cat.token_ids)]] == [r.count for r in counts[-len(cat.token_ids):]]
 
     asyncio.run(main())
+
+
+def test_async_summarize_batch(server: Server) -> None:
+    text = "The council met on Monday. It approved the budget. The weather was mild."
+
+    async def main() -> None:
+        async with AsyncClient(server.url, retry=0) as c:
+            for _ in range(150):  # the server's summarizer workers start in the background
+                try:
+                    one = await c.summarize(text, max_tokens=8)
+                    break
+                except gc.SummarizerUnavailableError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no summarizer worker came up")
+            both, alone = await asyncio.gather(c.summarize_batch([text, text], max_tokens=8),
+                                               c.summarize(text, max_tokens=8))
+            assert [s.summary for s in both] == [one.summary] * 2 == [alone.summary] * 2
+            with pytest.raises(gc.ImpossibleBudgetError) as e:
+                await c.summarize_batch([text, text], ratio=1.5)
+            assert e.value.status == 422 and e.value.field == "documents[0].ratio"
+            with pytest.raises(ValueError, match="exactly one"):
+                await c.summarize_batch([text], max_tokens=8, ratio=0.5)
+
+    asyncio.run(main())

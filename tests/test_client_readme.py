@@ -48,7 +48,7 @@ def test_sdk_examples_run(code: str, server: Server, tmp_path: Path) -> None:
 def test_sdk_examples_cover_every_endpoint() -> None:
     code = "\n".join(SDK_EXAMPLES)
     for method in ("indexes", "count", "prob", "ntd", "infgram_prob", "search_documents", "get_document",
-                   "attribute", "score", "summarize"):
+                   "attribute", "score", "summarize", "summarize_batch"):
         assert f".{method}(" in code, method
 
 

@@ -100,13 +100,17 @@ NEWS = ("The council approved the new budget on Monday after a long debate. The 
         "roads. Critics said the budget ignores the housing shortage. The mayor will sign the plan next week.")
 
 
-def test_summarize(client: Client) -> None:
+def _first_summary(client: Client) -> m.Summary:
     for _ in range(150):  # the server's summarizer workers start in the background
         try:
-            s = client.summarize(NEWS, max_tokens=20)
-            break
+            return client.summarize(NEWS, max_tokens=20)
         except gc.SummarizerUnavailableError:
             time.sleep(0.1)
+    raise AssertionError("no summarizer worker came up")
+
+
+def test_summarize(client: Client) -> None:
+    s = _first_summary(client)
     assert s.sentences and s.scores.tokens <= s.budget == 20 and 0 <= s.scores.support <= 1
     assert s.summary == " ".join(x.text for x in s.sentences)
     for x in s.sentences:
@@ -117,6 +121,24 @@ def test_summarize(client: Client) -> None:
     assert e.value.status == 422 and e.value.field == "ratio"
     with pytest.raises(ValueError):
         client.summarize(NEWS)
+
+
+def test_summarize_batch(client: Client) -> None:
+    one = _first_summary(client)
+    other = NEWS.replace("council", "committee")
+    batch = client.summarize_batch([NEWS, other, NEWS], max_tokens=20)
+    assert [b.model_dump() for b in (batch[0], batch[2])] == [one.model_dump()] * 2   # in order, as one by one
+    assert "committee" in batch[1].summary and batch[1].scores.tokens <= 20
+    ratio = client.summarize_batch([NEWS, NEWS + " " + NEWS], ratio=0.5)
+    assert ratio[1].budget == 2 * ratio[0].budget   # each text's own budget
+    with pytest.raises(gc.ImpossibleBudgetError) as e:
+        client.summarize_batch([NEWS, other], ratio=1.5)
+    assert e.value.field == "documents[0].ratio"
+    with pytest.raises(gc.InvalidQueryError) as empty:
+        client.summarize_batch([NEWS, "  "], max_tokens=20)
+    assert empty.value.field == "documents[1].text" and empty.value.detail.startswith("documents[1]: ")
+    with pytest.raises(TypeError):
+        client.summarize_batch(NEWS, max_tokens=20)
 
 
 def test_typed_errors(client: Client) -> None:

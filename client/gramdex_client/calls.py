@@ -129,7 +129,25 @@ class Calls:
         summarizer indexes (setting summarizer.indexes) for the critics; without it the server's summarizer.index,
         else the model's own word statistics. `abstractive` needs a server with an abstractive model; `backend` in
         the answer says which text won."""
-        if (max_tokens is None) == (ratio is None):
-            raise ValueError("give exactly one of max_tokens and ratio")
-        body = {"text": text, "mode": mode} | _options(max_tokens=max_tokens, ratio=ratio, index=index)
-        return Call("POST", "/v1/summarize", Summary.model_validate, body)
+        return Call("POST", "/v1/summarize", Summary.model_validate,
+                    _summary_request(text, max_tokens, ratio, index, mode))
+
+    def summarize_batch(self, texts: Sequence[str], *, max_tokens: int | None = None, ratio: float | None = None,
+                        index: str | None = None,
+                        mode: Literal["extractive", "compressive", "abstractive"] = "extractive",
+                        ) -> Call[list[Summary]]:
+        """Up to 32 texts in one request, each with the same options (`ratio` adapts the budget to each text's
+        length); the summaries come back in the texts' order. A problem with one text fails the whole batch and
+        names it: `field` is `documents[K].<field>`."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of texts, not one text")
+        body = {"documents": [_summary_request(t, max_tokens, ratio, index, mode) for t in texts]}
+        return Call("POST", "/v1/summarize/batch",
+                    lambda raw: [Summary.model_validate(r) for r in raw["results"]], body)
+
+
+def _summary_request(text: str, max_tokens: int | None, ratio: float | None, index: str | None,
+                     mode: str) -> dict[str, Any]:
+    if (max_tokens is None) == (ratio is None):
+        raise ValueError("give exactly one of max_tokens and ratio")
+    return {"text": text, "mode": mode} | _options(max_tokens=max_tokens, ratio=ratio, index=index)

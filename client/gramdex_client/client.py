@@ -140,6 +140,7 @@ class Client(_Base):
     attribute = _SyncEndpoint(Calls.attribute)
     score = _SyncEndpoint(Calls.score)
     summarize = _SyncEndpoint(Calls.summarize)
+    summarize_batch = _SyncEndpoint(Calls.summarize_batch)
 
 
 class AsyncClient(_Base):
@@ -184,3 +185,4 @@ class AsyncClient(_Base):
     attribute = _AsyncEndpoint(Calls.attribute)
     score = _AsyncEndpoint(Calls.score)
     summarize = _AsyncEndpoint(Calls.summarize)
+    summarize_batch = _AsyncEndpoint(Calls.summarize_batch)
