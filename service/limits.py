@@ -201,8 +201,13 @@ def check_cnf(field: str, cnf: Sequence[Sequence[Sequence[int]]], limits: Limits
 def check_text(field: str, text: str, limits: Limits) -> None:
     if len(text) > limits.max_query_chars:
         raise too_large(field, "length in characters", len(text), limits.max_query_chars)
+    check_unicode(field, text)
+
+
+def check_unicode(field: str, text: str) -> None:
+    """JSON's \\ud800 escapes decode to lone surrogates, which no tokenizer, and no UTF-8 encoder, can take."""
     if not text.isascii():
-        try:  # JSON's \ud800 escapes decode to lone surrogates, which the tokenizer cannot take
+        try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise Problem("validation-error", f"{field}: not valid Unicode (lone surrogate at {exc.start})",

@@ -13,7 +13,9 @@ Timeout = Annotated[float | None, Field(default=None, gt=0, description="deadlin
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true is not the number 1 (it would count token id 1), and "5" is not 5; an unknown field is a
+    # typo, not something to ignore. Subclasses' model_config merges with this one.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CountRequest(Strict):

@@ -78,10 +78,17 @@ def test_missing_body_is_a_validation_error(server: Server) -> None:
     ("/v1/indexes/demo/ntd", b'{"prompt": "\\ud83d"}'),
     ("/v1/indexes/demo/prob", b'{"prompt": "the", "cont": "\\ud800"}'),
     ("/", b'{"index": "demo", "query_type": "count", "query": "\\ud800"}'),
+    ("/v1/summarize", b'{"text": "One. Two \\ud800 three.", "max_tokens": 5}'),
+    ("/v1/summarize/batch",
+     b'{"documents": [{"text": "One. Two.", "max_tokens": 2}, {"text": "\\udc00 x", "ratio": 1}]}'),
 ])
 def test_lone_surrogates_are_a_validation_error(server: Server, path: str, body: bytes) -> None:
-    # JSON may escape a lone surrogate; Python decodes it into a str that no tokenizer takes (was a 500)
-    _problem(_post_raw(server, path, body), 422, "validation-error")
+    # JSON may escape a lone surrogate; Python decodes it into a str that no tokenizer takes, nor the summarizer
+    # gateway's UTF-8 encoder on its way to a worker (both were 500s, and the 500 dropped the client's connection)
+    problem = _problem(_post_raw(server, path, body), 422, "validation-error")
+    if path.startswith("/v1/summarize"):
+        assert problem["field"] == ("text" if path == "/v1/summarize" else "documents[1].text")
+        assert "lone surrogate" in problem["detail"]
 
 
 def test_body_over_the_limit(server: Server) -> None:

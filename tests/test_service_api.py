@@ -175,6 +175,12 @@ def test_malformed_bodies(server: Server) -> None:
                    json={"prompt": "the", "cont": "cat sat"})["field"] == "cont"
     assert problem(server, "GET", "/v1/indexes/demo/documents/x", 422, "validation-error")["field"] == "doc_ix"
     problem(server, "POST", "/v1/indexes/demo/count", 400, "invalid-query", json={"query": "cat AND  OR x"})
+    # no coercion: JSON true is not token id 1 (it counted "!" before), "5" and 5.5 are not 5
+    for body, field in [({"query_ids": [True, 5]}, "query_ids"), ({"query_ids": ["5"]}, "query_ids"),
+                        ({"query_ids": [5.5]}, "query_ids"), ({"query": "the", "max_diff_tokens": True},
+                                                              "max_diff_tokens")]:
+        assert problem(server, "POST", "/v1/indexes/demo/count", 422, "validation-error",
+                       json=body)["field"].startswith(field), body
 
 
 def test_limits_answer_413(server: Server) -> None:

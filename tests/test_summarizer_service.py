@@ -54,11 +54,19 @@ def test_summarize_and_batch(gateway: Gateway) -> None:
     ({"text": 42, "ratio": 0.5}, 400),
     ({"text": "x " * 150_000, "max_tokens": 10}, 413), ({"text": NEWS}, 422), ({"text": NEWS, "max_tokens": 0}, 422),
     ({"text": NEWS, "ratio": 2.0}, 422), ({"text": NEWS, "max_tokens": 5, "ratio": 0.1}, 422),
-    ({"text": NEWS, "max_tokens": 5, "index": "nope"}, 404)])
+    ({"text": NEWS, "max_tokens": 5, "index": "nope"}, 404),
+    # no coercion, no ignored fields: each was a 200 before (true as a budget of 1, a misspelt mode ignored)
+    ({"text": NEWS, "max_tokens": True}, 422), ({"text": NEWS, "ratio": True}, 422),
+    ({"text": NEWS, "max_tokens": "5"}, 422),
+    ({"text": NEWS, "max_tokens": 5, "mdoe": "compressive"}, 422)])
 def test_bad_input_is_a_clear_problem(gateway: Gateway, body: dict[str, object], status: int) -> None:
     r = httpx.post(f"{gateway.url}/v1/summarize", json=body, timeout=30)
     assert r.status_code == status
     assert r.headers["content-type"].startswith("application/problem+json") and r.json()["detail"]
+    if status == 422 and len(body) == 2:   # the one field besides text is the one at fault
+        assert r.json()["field"] == next(k for k in body if k != "text")
+    if "mdoe" in body:
+        assert r.json()["field"] == "mdoe"
 
 
 def test_the_size_limit_is_one_the_deadline_can_serve(gateway: Gateway) -> None:

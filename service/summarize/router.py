@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from service.api_route import api_router
 from service.errors import PROBLEMS, Problem
 from service.examples import example_responses
+from service.limits import check_unicode
 from service.summarize.gateway import DeadlineError, NoWorkerError, QueueFullError, WorkerError, WorkerPool
 from service.summarize.schemas import BatchRequest, BatchResponse, SummarizeRequest, SummarizeResponse
 
@@ -29,6 +30,7 @@ router = api_router(tags=["summarize"])
 def _validate(req: SummarizeRequest) -> dict[str, Any]:
     if not isinstance(req.text, str):
         raise Problem("invalid-query", f"text must be a string, not {type(req.text).__name__}", field="text")
+    check_unicode("text", req.text)   # the worker gets the text as UTF-8 JSON
     if not req.text.strip() or not any(c.isalnum() for c in req.text):
         raise Problem("invalid-query", "text has no words to summarize", field="text")
     if len(req.text) > MAX_TEXT_CHARS:
@@ -78,19 +80,20 @@ def _pool(request: Request) -> WorkerPool:
 @router.post("/v1/summarize", response_model=SummarizeResponse, responses=example_responses("summarize"),
              summary="A summary of the text within the budget, with its sentences' offsets and the critics' scores")
 async def summarize(body: SummarizeRequest, request: Request) -> JSONResponse:
-    return JSONResponse(await _one(_pool(request), _validate(body)))
+    payload = _validate(body)   # a bad request is the caller's to fix whether or not a worker is up
+    return JSONResponse(await _one(_pool(request), payload))
 
 
 @router.post("/v1/summarize/batch", response_model=BatchResponse, responses=example_responses("summarize_batch"),
              summary="Summaries of up to 32 documents, in order")
 async def summarize_batch(body: BatchRequest, request: Request) -> JSONResponse:
-    pool = _pool(request)
     payloads = []
     for k, d in enumerate(body.documents):
         try:
             payloads.append(_validate(d))
         except Problem as p:
             raise _of_document(k, p) from None
+    pool = _pool(request)
     return JSONResponse({"results": await asyncio.gather(*(_nth(pool, k, p) for k, p in enumerate(payloads)))})
 
 

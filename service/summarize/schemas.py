@@ -14,7 +14,9 @@ _EXAMPLE_TEXT = ("the city council approved a new budget on tuesday . the budget
 
 
 class SummarizeRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    # strict and closed, as the engine's requests (service.schemas.Strict): "max_tokens": true is not a budget of 1,
+    # and a misspelt "mdoe" is an error rather than a silent extractive summary
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"text": _EXAMPLE_TEXT, "max_tokens": 20},
         {"text": _EXAMPLE_TEXT, "ratio": 0.5, "mode": "compressive"},
     ]})
@@ -31,7 +33,7 @@ class SummarizeRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"documents": [{"text": _EXAMPLE_TEXT, "max_tokens": 20}, {"text": _EXAMPLE_TEXT, "ratio": 0.3}]},
     ]})
 
